@@ -1,0 +1,52 @@
+"""codellama-course: the helpers behind the Code Llama notebooks.
+
+Every public name is importable from the top level (``codellama_course.load``).
+Submodules are imported lazily, so ``import codellama_course`` stays cheap and
+does not import torch until a helper that needs it is used.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+# public name -> submodule that defines it
+_EXPORTS: dict[str, str] = {
+    # the family and memory (notebooks 00-01)
+    "variants": "registry",
+    "get_variant": "registry",
+    "estimate_memory": "memory",
+    # loading and the one model switch
+    "load": "loading",
+    "resolve_model": "loading",
+    "preflight": "preflight",
+    # prompts, exact to the token (notebooks 03-04)
+    "infill_ids": "prompts",
+    "chat_prompt": "prompts",
+    "chat_ids": "prompts",
+    # generation (notebooks 02-04)
+    "complete": "generation",
+    "infill": "generation",
+    "chat": "generation",
+    # evaluation (notebook 06)
+    "pass_at_k": "evaluation",
+    # the nano model (notebook 08)
+    "NANO_DIR": "nano",
+}
+
+__all__ = sorted(_EXPORTS) + ["__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'codellama_course' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__
