@@ -1,0 +1,391 @@
+#!/usr/bin/env python
+"""Notebook maintenance for codellama-course: the one place that writes notebooks.
+
+    python scripts/notebooks.py sync   [NOTEBOOK ...]   # canonical setup cell + Colab badge + clean metadata
+    python scripts/notebooks.py execute [NOTEBOOK ...]  # run in place offline on nano, store outputs (for nbval)
+    python scripts/notebooks.py course [--out build]    # run every notebook into build/notebooks + build/html
+    python scripts/notebooks.py new 02_code_completion "Code completion"   # a skeleton with every section
+    python scripts/notebooks.py check                   # exit 1 if a notebook needs `sync`
+
+Without NOTEBOOK arguments a command acts on every ``notebooks/NN_*.ipynb``.
+
+Single sources of truth kept here (the hygiene tests import them):
+- ``SETUP_CELL``: the first code cell of every notebook. Edit it here, then run ``sync``.
+- ``GITHUB_REPO``: the repository the Colab badges and the Colab install point at.
+- ``QUIET_ENV``: the environment every notebook runs under in tests and ``execute``/``course``
+  (offline, one torch thread, no progress bars or library log noise), so that stored outputs are stable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import os
+import re
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOK_DIR = ROOT / "notebooks"
+NOTEBOOK_NAME = re.compile(r"^(\d\d)_[a-z0-9]+(?:_[a-z0-9]+)*\.ipynb$")
+
+# The GitHub repository ("owner/name") of the published course. It is a placeholder until the
+# course is published: set it once here and run `python scripts/notebooks.py sync`, which rewrites
+# every notebook's Colab badge, the Colab install line of the setup cell and the README badges.
+GITHUB_REPO = "your-org/codellama-course"
+GITHUB_BRANCH = "main"
+
+# Environment for running notebooks non-interactively (tests, `execute`, `course`).
+# Interactive learners keep their progress bars; only the stored/compared runs are silenced.
+QUIET_ENV = {
+    "OMP_NUM_THREADS": "1",  # 2-core CI boxes; also makes CPU timings comparable
+    "MKL_NUM_THREADS": "1",
+    "TOKENIZERS_PARALLELISM": "false",
+    "HF_HUB_OFFLINE": "1",  # the course runs on the embedded nano model, no Hub needed
+    "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+    "HF_HUB_DISABLE_TELEMETRY": "1",
+    "TQDM_DISABLE": "1",
+    "TRANSFORMERS_VERBOSITY": "error",
+    "TRANSFORMERS_NO_ADVISORY_WARNINGS": "1",
+    "PYTHONWARNINGS": "ignore::DeprecationWarning",
+    "PYDEVD_DISABLE_FILE_VALIDATION": "1",  # ipykernel debugger note on stderr
+}
+
+# Allowed metadata. Everything else (widgets, colab, execution timings, editor state) is stripped.
+NOTEBOOK_METADATA = {
+    "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
+    "language_info": {"name": "python"},
+}
+CELL_METADATA_KEYS = {"tags"}
+
+SETUP_MARKER = "# Setup: the same cell opens every notebook"
+
+SETUP_CELL = f'''\
+# NBVAL_IGNORE_OUTPUT
+{SETUP_MARKER} (written by scripts/notebooks.py sync; edit it there).
+# On Colab it installs the course package (+ bitsandbytes when there is a GPU) and never touches
+# Colab's torch or NumPy. Locally it installs nothing (see README: `bash scripts/setup.sh`).
+import importlib.metadata as _md
+import os, pathlib, shutil, subprocess, sys
+
+COURSE_REPO = "https://github.com/{GITHUB_REPO}"
+
+def _version(dist):
+    try:
+        return _md.version(dist)
+    except _md.PackageNotFoundError:
+        return None
+
+if "google.colab" in sys.modules and _version("codellama-course") is None:
+    # Packages already imported by the running kernel: if pip changes them, a restart is needed.
+    _before = {{d: _version(d) for d in ("numpy", "transformers", "tokenizers", "huggingface-hub")
+               if d.replace("-", "_") in sys.modules}}
+    # Hold Colab's own torch/NumPy where they are (a constraints file, not an upgrade).
+    _keep = [f"{{d}}=={{_version(d)}}" for d in ("torch", "torchvision", "torchaudio", "numpy") if _version(d)]
+    pathlib.Path("/tmp/codellama-course-keep.txt").write_text("\\n".join(_keep) + "\\n")
+    _extras = "[quant]" if shutil.which("nvidia-smi") else ""  # bitsandbytes only helps on a GPU
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-c", "/tmp/codellama-course-keep.txt",
+                    f"codellama-course{{_extras}} @ git+{{COURSE_REPO}}"], check=True)
+    _changed = [d for d, v in _before.items() if _version(d) != v]
+    if _changed:
+        print("*" * 72)
+        print(f"RESTART NEEDED: pip upgraded {{', '.join(_changed)}}, which this session had already imported.")
+        print("Runtime > Restart session, then run this notebook again from the top (nothing is reinstalled).")
+        print("*" * 72)
+elif _version("codellama-course") is None and pathlib.Path("../codellama_course").is_dir():
+    sys.path.insert(0, str(pathlib.Path("..").resolve()))  # a clone that was not pip-installed
+
+import torch, transformers, codellama_course
+print(f"python {{sys.version.split()[0]}} | torch {{torch.__version__}} | transformers {{transformers.__version__}}"
+      f" | codellama_course {{codellama_course.__version__}} | GPU: "
+      f"{{torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'none (CPU)'}}")'''
+
+
+def colab_url(name: str) -> str:
+    return f"https://colab.research.google.com/github/{GITHUB_REPO}/blob/{GITHUB_BRANCH}/notebooks/{name}"
+
+
+def colab_badge(name: str) -> str:
+    return (f'<a href="{colab_url(name)}" target="_parent">'
+            '<img src="https://colab.research.google.com/assets/colab-badge.svg" alt="Open In Colab"/></a>')
+
+
+BADGE_RE = re.compile(r'<a href="https://colab\.research\.google\.com/github/[^"]*" target="_parent">'
+                      r'<img src="https://colab\.research\.google\.com/assets/colab-badge\.svg" alt="Open In Colab"/></a>')
+
+
+# --------------------------------------------------------------------------------------------
+# helpers
+
+
+def _nbformat():
+    import nbformat
+
+    return nbformat
+
+
+def notebook_paths(args: list[str] | None = None) -> list[Path]:
+    if args:
+        return [Path(a).resolve() for a in args]
+    return sorted(p for p in NOTEBOOK_DIR.glob("*.ipynb") if NOTEBOOK_NAME.match(p.name))
+
+
+def is_setup_cell(cell) -> bool:
+    return cell.get("cell_type") == "code" and SETUP_MARKER in "".join(cell.get("source", ""))
+
+
+def first_code_cell(nb):
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            return cell
+    return None
+
+
+def clean(nb, name: str):
+    """Canonical form: setup cell first among code cells, badge in the title cell, minimal metadata,
+    stable cell ids. Returns the notebook (modified in place)."""
+    nbf = _nbformat()
+    nb.nbformat, nb.nbformat_minor = 4, 5
+    nb.metadata = nbf.from_dict(copy.deepcopy(NOTEBOOK_METADATA))
+
+    # setup cell: replace the existing one, or insert it before the first code cell
+    setup_idx = [i for i, c in enumerate(nb.cells) if is_setup_cell(c)]
+    if setup_idx:
+        cell = nb.cells[setup_idx[0]]
+        if cell.source != SETUP_CELL:
+            cell.source = SETUP_CELL
+            cell.outputs, cell.execution_count = [], None
+        for i in reversed(setup_idx[1:]):
+            del nb.cells[i]
+    else:
+        pos = next((i for i, c in enumerate(nb.cells) if c.cell_type == "code"), len(nb.cells))
+        nb.cells.insert(pos, nbf.v4.new_code_cell(SETUP_CELL))
+    # the setup cell must be the first code cell
+    idx = next(i for i, c in enumerate(nb.cells) if is_setup_cell(c))
+    first = next(i for i, c in enumerate(nb.cells) if c.cell_type == "code")
+    if first != idx:
+        nb.cells.insert(first, nb.cells.pop(idx))
+
+    # Colab badge in the first markdown cell, right under the title
+    title = next((c for c in nb.cells if c.cell_type == "markdown"), None)
+    if title is not None:
+        badge = colab_badge(name)
+        if BADGE_RE.search(title.source):
+            title.source = BADGE_RE.sub(badge, title.source)
+        else:
+            lines = title.source.split("\n")
+            lines.insert(1, "\n" + badge)
+            title.source = "\n".join(lines)
+
+    for i, cell in enumerate(nb.cells):
+        cell.id = f"c{i:03d}"
+        cell.metadata = nbf.from_dict({k: v for k, v in cell.get("metadata", {}).items()
+                                       if k in CELL_METADATA_KEYS})
+        if cell.cell_type == "code":
+            for out in cell.get("outputs", []):
+                if "metadata" in out and not out["metadata"]:
+                    out["metadata"] = {}
+        else:
+            cell.pop("outputs", None)
+            cell.pop("execution_count", None)
+            if not cell.get("attachments"):
+                cell.pop("attachments", None)
+    return nb
+
+
+def read(path: Path):
+    return _nbformat().read(str(path), as_version=4)
+
+
+def write(nb, path: Path) -> None:
+    nbf = _nbformat()
+    nbf.validate(nb)
+    text = nbf.writes(nb) + "\n"
+    path.write_text(text, encoding="utf-8")
+
+
+def quiet_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(QUIET_ENV)
+    # let kernels import the package from this checkout even if it was not pip-installed
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
+    return env
+
+
+def execute_notebook(nb, cwd: Path, timeout: int = 1200):
+    """Run a notebook top to bottom in a fresh kernel with QUIET_ENV. Raises on the first error."""
+    from nbclient import NotebookClient
+
+    old = dict(os.environ)
+    os.environ.update(quiet_env())  # the kernel inherits the environment of this process
+    try:
+        client = NotebookClient(nb, timeout=timeout, kernel_name="python3", record_timing=False,
+                                resources={"metadata": {"path": str(cwd)}})
+        client.execute()
+    finally:
+        os.environ.clear()
+        os.environ.update(old)
+    return nb
+
+
+# --------------------------------------------------------------------------------------------
+# commands
+
+
+def cmd_sync(paths: list[Path]) -> int:
+    for path in paths:
+        nb = read(path)
+        before = _nbformat().writes(nb)
+        clean(nb, path.name)
+        if _nbformat().writes(nb) != before:
+            write(nb, path)
+            print(f"synced   {path.relative_to(ROOT)}")
+        else:
+            print(f"ok       {path.relative_to(ROOT)}")
+    _sync_readme()
+    return 0
+
+
+def _sync_readme() -> None:
+    readme = ROOT / "README.md"
+    if not readme.exists():
+        return
+    text = readme.read_text(encoding="utf-8")
+    new = re.sub(r"https://colab\.research\.google\.com/github/[^/\s\"')]+/[^/\s\"')]+/blob/[^/\s\"')]+/notebooks/",
+                 f"https://colab.research.google.com/github/{GITHUB_REPO}/blob/{GITHUB_BRANCH}/notebooks/", text)
+    if new != text:
+        readme.write_text(new, encoding="utf-8")
+        print("synced   README.md (Colab links)")
+
+
+def cmd_check(paths: list[Path]) -> int:
+    stale = []
+    for path in paths:
+        nb = read(path)
+        before = _nbformat().writes(nb)
+        if _nbformat().writes(clean(nb, path.name)) != before:
+            stale.append(path.name)
+    for name in stale:
+        print(f"needs sync: {name}")
+    return 1 if stale else 0
+
+
+def cmd_execute(paths: list[Path]) -> int:
+    failed = []
+    for path in paths:
+        t0 = time.time()
+        nb = clean(read(path), path.name)
+        try:
+            execute_notebook(nb, path.parent)
+        except Exception as exc:  # keep going, report at the end; never store an error output
+            failed.append(path.name)
+            print(f"FAILED   {path.relative_to(ROOT)}: {type(exc).__name__}: {str(exc)[-2000:]}")
+            continue
+        write(clean(nb, path.name), path)
+        print(f"executed {path.relative_to(ROOT)} in {time.time() - t0:.0f} s")
+    return 1 if failed else 0
+
+
+def cmd_course(paths: list[Path], out: Path) -> int:
+    from nbconvert import HTMLExporter
+
+    nb_out, html_out = out / "notebooks", out / "html"
+    nb_out.mkdir(parents=True, exist_ok=True)
+    html_out.mkdir(parents=True, exist_ok=True)
+    exporter = HTMLExporter()
+    failed, rows = [], []
+    t_all = time.time()
+    for path in paths:
+        t0 = time.time()
+        nb = clean(read(path), path.name)
+        for cell in nb.cells:  # start from a clean slate: the build shows *this* machine's run
+            if cell.cell_type == "code":
+                cell.outputs, cell.execution_count = [], None
+        try:
+            execute_notebook(nb, path.parent)
+            status = "ok"
+        except Exception as exc:
+            failed.append(path.name)
+            status = f"FAILED ({type(exc).__name__})"
+            print(str(exc)[-3000:], file=sys.stderr)
+        write(nb, nb_out / path.name)
+        body, _ = exporter.from_notebook_node(nb)
+        (html_out / path.with_suffix(".html").name).write_text(body, encoding="utf-8")
+        rows.append((path.name, status, time.time() - t0))
+        print(f"{status:8} {path.name} in {time.time() - t0:.0f} s")
+    index = ["<!doctype html><meta charset='utf-8'><title>Code Llama course</title><h1>Code Llama course</h1><ul>"]
+    index += [f"<li><a href='{Path(n).with_suffix('.html').name}'>{n}</a> ({s}, {t:.0f} s)</li>" for n, s, t in rows]
+    (html_out / "index.html").write_text("\n".join(index + ["</ul>"]), encoding="utf-8")
+    print(f"\n{len(rows) - len(failed)}/{len(rows)} notebooks ran in {time.time() - t_all:.0f} s."
+          f"\nExecuted notebooks: {nb_out.relative_to(ROOT) if nb_out.is_relative_to(ROOT) else nb_out}"
+          f"\nHTML:               {(html_out / 'index.html')}")
+    return 1 if failed else 0
+
+
+SKELETON = [
+    ("markdown", "# {num} · {title}\n\n**Time:** ~N min on CPU (nano) · **Hardware tier:** CPU/nano\n\n"
+                 "## What you'll learn\n- ...\n"),
+    ("code", None),  # the setup cell
+    ("markdown", "## 1. ...\n"),
+    ("code", "import codellama_course as cc\n"),
+    ("markdown", "## Summary\n- ...\n"),
+    ("markdown", "## Exercises\nEach exercise ends with an `assert` that checks your answer.\n"),
+    ("code", "# Exercise 1\n"),
+    ("markdown", "## What changed since the blog\n- ...\n"),
+]
+
+
+def cmd_new(stem: str, title: str) -> int:
+    nbf = _nbformat()
+    name = stem if stem.endswith(".ipynb") else stem + ".ipynb"
+    m = NOTEBOOK_NAME.match(name)
+    if not m:
+        print(f"bad name {name!r}: use NN_lower_snake.ipynb", file=sys.stderr)
+        return 2
+    path = NOTEBOOK_DIR / name
+    if path.exists():
+        print(f"{path} exists", file=sys.stderr)
+        return 2
+    nb = nbf.v4.new_notebook()
+    for kind, src in SKELETON:
+        if kind == "markdown":
+            nb.cells.append(nbf.v4.new_markdown_cell(src.format(num=m.group(1), title=title)))
+        else:
+            nb.cells.append(nbf.v4.new_code_cell(SETUP_CELL if src is None else src))
+    NOTEBOOK_DIR.mkdir(exist_ok=True)
+    write(clean(nb, name), path)
+    print(f"created {path.relative_to(ROOT)}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="cmd", required=True)
+    for name in ("sync", "execute", "check"):
+        s = sub.add_parser(name)
+        s.add_argument("notebooks", nargs="*")
+    s = sub.add_parser("course")
+    s.add_argument("notebooks", nargs="*")
+    s.add_argument("--out", default=str(ROOT / "build"))
+    s = sub.add_parser("new")
+    s.add_argument("stem")
+    s.add_argument("title")
+    a = p.parse_args(argv)
+    if a.cmd == "new":
+        return cmd_new(a.stem, a.title)
+    paths = notebook_paths(a.notebooks)
+    if not paths:
+        print("no notebooks found", file=sys.stderr)
+        return 1
+    if a.cmd == "sync":
+        return cmd_sync(paths)
+    if a.cmd == "check":
+        return cmd_check(paths)
+    if a.cmd == "execute":
+        return cmd_execute(paths)
+    return cmd_course(paths, Path(a.out).resolve())
+
+
+if __name__ == "__main__":
+    sys.exit(main())
