@@ -18,10 +18,16 @@ _EXPORTS: dict[str, str] = {
     "variants": "registry",
     "get_variant": "registry",
     "estimate_memory": "memory",
+    "memory_table": "memory",
+    "measure_model": "memory",
+    "plot_kv_cache": "memory",
     # loading and the one model switch
     "load": "loading",
     "resolve_model": "loading",
+    "auto_precision": "loading",
+    "quantization_config": "quantization",
     "preflight": "preflight",
+    "plot_fit_chart": "preflight",
     # prompts, exact to the token (notebooks 03-04)
     "infill_ids": "prompts",
     "chat_prompt": "prompts",

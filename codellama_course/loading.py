@@ -1,0 +1,341 @@
+"""The one model switch, and loading a Code Llama the transformers 5 way.
+
+Taught in notebook 00 (how to switch models) and notebook 01 (loading in each precision).
+
+    model, tokenizer = load()                    # the model the course would choose here
+    model, tokenizer = load("codellama/CodeLlama-7b-Instruct-hf", precision="4bit")
+
+Which model: ``load(model=...)`` > the ``CODELLAMA_COURSE_MODEL`` environment variable > the default:
+the embedded nano model when there is no CUDA GPU or no Hub access, else ``codellama/CodeLlama-7b-hf``
+(or the Instruct/Python variant the lesson asks for with ``task=``). ``CODELLAMA_COURSE_MODEL`` may be
+a Hub id, a local folder, ``nano``, a family name (``13b-instruct``) or a bare size (``13b``: the
+flavour then follows the lesson).
+
+Which precision (``precision="auto"``), decided by :func:`auto_precision`:
+
+* NVIDIA GPU with compute capability ≥ 8.0 (A100, L4, A10G, RTX 30xx/40xx, H100): **bf16**.
+* Older NVIDIA GPUs (T4 = 7.5, V100 = 7.0): **fp16** — they have no bf16.
+  On either, if the model would not fit comfortably in bf16/fp16 (7B on a 16 GB T4), **4bit** when
+  bitsandbytes is usable.
+* CPU: **fp32** — exact, and fast enough for nano; bf16 only when fp32 weights would take more than
+  half the free RAM (bf16 matmuls are slow on CPUs without AVX512-BF16/AMX).
+* Apple MPS: fp16.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from difflib import get_close_matches
+from pathlib import Path
+from typing import Any
+
+from .quantization import normalize_precision, quantization_config, torch_dtype
+from .registry import FAMILY, Variant, find_variant, get_variant, nano_dir, variant_from_folder
+
+__all__ = ["load", "resolve_model", "auto_precision", "ENV_VAR", "TASKS", "LoadError", "ModelNotAvailableError",
+           "GatedModelError", "ModelWillNotFitError", "hub_online", "hf_token_present", "LoadInfo"]
+
+ENV_VAR = "CODELLAMA_COURSE_MODEL"
+
+# lesson task -> flavour of the default model
+TASKS = {
+    "base": "base", "completion": "base", "infill": "base", "infilling": "base",
+    "python": "python",
+    "instruct": "instruct", "chat": "instruct",
+}
+DEFAULT_SIZE = "7b"
+FIT_CONTEXT_TOKENS = 4096  # context assumed when checking that a model fits
+COMFORT = 0.85  # "fits" below this share of the memory; "tight" up to 100 %
+
+
+class LoadError(Exception):
+    """Base class of the errors ``load()`` raises on purpose, each saying what to do instead."""
+
+
+class ModelNotAvailableError(LoadError, OSError):
+    """The model is neither local nor in the Hugging Face cache, and the Hub cannot be reached."""
+
+
+class GatedModelError(LoadError, PermissionError):
+    """A gated ``meta-llama/*`` repo without a Hugging Face token."""
+
+
+class ModelWillNotFitError(LoadError, MemoryError):
+    """The estimate says the model cannot fit on this machine (checked before downloading)."""
+
+
+# --------------------------------------------------------------------------------------------
+# environment probes (cheap, never print secrets)
+
+_HUB_ONLINE: bool | None = None
+
+
+def _env_true(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def hub_online(timeout: float = 2.0) -> bool:
+    """Can the Hugging Face Hub be reached? False when HF_HUB_OFFLINE/TRANSFORMERS_OFFLINE is set."""
+    global _HUB_ONLINE
+    if _env_true("HF_HUB_OFFLINE") or _env_true("TRANSFORMERS_OFFLINE"):
+        return False
+    if _HUB_ONLINE is None:
+        import socket
+        from urllib.parse import urlparse
+
+        endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
+        host = urlparse(endpoint).hostname or "huggingface.co"
+        try:
+            socket.create_connection((host, 443), timeout=timeout).close()
+            _HUB_ONLINE = True
+        except OSError:
+            _HUB_ONLINE = False
+    return _HUB_ONLINE
+
+
+def hf_token_present(token: str | bool | None = None) -> bool:
+    """Is a Hugging Face token available (argument, HF_TOKEN, `hf auth login`, Colab secret)?"""
+    if isinstance(token, str) and token:
+        return True
+    if os.environ.get("HF_TOKEN") or os.environ.get("HUGGING_FACE_HUB_TOKEN"):
+        return True
+    try:
+        from huggingface_hub import get_token
+
+        return bool(get_token())
+    except Exception:
+        return False
+
+
+def _cuda_available() -> bool:
+    try:
+        import torch
+
+        return torch.cuda.is_available()
+    except Exception:
+        return False
+
+
+def _is_cached(repo_id: str) -> bool:
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        hit = try_to_load_from_cache(repo_id, "config.json")
+        return isinstance(hit, str)
+    except Exception:
+        return False
+
+
+# --------------------------------------------------------------------------------------------
+# which model
+
+
+def _family_for(value: str, task: str) -> str:
+    """Family name/bare size → Hub id, with the flavour of the task for bare sizes."""
+    flavor = TASKS.get(task)
+    if flavor is None:
+        raise ValueError(f"unknown task {task!r}; use one of {sorted(set(TASKS))}")
+    low = value.strip().lower()
+    if low in {"7b", "13b", "34b", "70b"} and flavor != "base":
+        low = f"{low}-{flavor}"
+    return get_variant(low).hub_id
+
+
+def resolve_model(model: str | None = None, *, task: str = "base") -> str:
+    """The model id every notebook uses: ``"nano"``, a Hub id, or a local folder.
+
+    ``model`` argument > ``$CODELLAMA_COURSE_MODEL`` > nano (no CUDA GPU, or Hub unreachable) >
+    ``codellama/CodeLlama-7b-hf`` (``-Instruct-hf`` for ``task="chat"``, ``-Python-hf`` for ``task="python"``).
+    """
+    if task not in TASKS:
+        raise ValueError(f"unknown task {task!r}; use one of {sorted(set(TASKS))}")
+    choice = model if model not in (None, "", "auto") else os.environ.get(ENV_VAR, "").strip()
+    if choice and choice != "auto":
+        if choice.lower() == "nano":
+            return "nano"
+        if Path(choice).expanduser().is_dir():
+            return str(Path(choice).expanduser())
+        if "/" not in choice:  # a family short name such as "7b-instruct" or "13b"
+            try:
+                return _family_for(choice, task)
+            except LookupError:
+                pass
+        return choice
+    if not _cuda_available() or not hub_online():
+        return "nano"
+    return _family_for(DEFAULT_SIZE, task)
+
+
+# --------------------------------------------------------------------------------------------
+# which precision, and does it fit
+
+
+def _capacity_bytes() -> tuple[int, str]:
+    """(bytes available for the model, where): free VRAM summed over GPUs, else available RAM."""
+    from .preflight import gpu_info, ram_info
+
+    gpus = gpu_info()
+    if gpus:
+        return sum(g["free_bytes"] for g in gpus), f"{len(gpus)}× {gpus[0]['name']}"
+    ram = ram_info()
+    return ram["available_bytes"], "CPU RAM"
+
+
+def auto_precision(variant: Variant | str | None = None) -> str:
+    """The precision ``load(precision="auto")`` uses on this machine (see the module docstring)."""
+    import torch
+
+    v = None
+    if variant is not None:
+        v = variant if isinstance(variant, Variant) else find_variant(str(variant))
+    if torch.cuda.is_available():
+        dense = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        if v is not None:
+            from .memory import estimate_memory
+            from .quantization import bitsandbytes_status
+
+            need = estimate_memory(v, dense, FIT_CONTEXT_TOKENS).total_bytes
+            capacity, _ = _capacity_bytes()
+            if need > COMFORT * capacity and bitsandbytes_status()[0]:
+                return "4bit"
+        return dense
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return "fp16"
+    if v is not None:
+        capacity, _ = _capacity_bytes()
+        if v.n_params * 4 > 0.5 * capacity:
+            return "bf16"
+    return "fp32"
+
+
+def _check_fit(v: Variant, precision: str, label: str) -> None:
+    from .memory import estimate_memory
+
+    est = estimate_memory(v, precision, FIT_CONTEXT_TOKENS)
+    capacity, where = _capacity_bytes()
+    if est.total_bytes <= capacity:
+        return
+    options = []
+    for p in ("4bit", "8bit", "fp16"):
+        e = estimate_memory(v, p, FIT_CONTEXT_TOKENS)
+        if e.total_bytes <= capacity and p != precision:
+            options.append(f"precision={p!r} (~{e.total_gib:.1f} GiB)")
+    smaller = [f.name for f in FAMILY if f.flavor == v.flavor and
+               estimate_memory(f, "4bit", FIT_CONTEXT_TOKENS).total_bytes <= capacity and f.n_params < v.n_params]
+    hint = "; ".join(options) or (f"a smaller model: {', '.join(smaller)}" if smaller else "a machine with more memory")
+    raise ModelWillNotFitError(
+        f"{label} in {precision} needs about {est.total_gib:.1f} GiB ({est.weights_gib:.1f} GiB weights + KV cache "
+        f"and activations for {FIT_CONTEXT_TOKENS:,} tokens), but {where} has {capacity / 2**30:.1f} GiB free. "
+        f"Nothing was downloaded. Try {hint}, or the nano model (load('nano')). "
+        "To load anyway, pass check_fit=False.")
+
+
+# --------------------------------------------------------------------------------------------
+# load
+
+
+@dataclass(frozen=True)
+class LoadInfo:
+    model: str  # what was asked for, resolved ("nano", Hub id, folder)
+    source: str  # what from_pretrained was given
+    precision: str
+    device: str
+    footprint_bytes: int
+
+    def __str__(self) -> str:
+        return (f"Model: {self.model} · {self.precision} on {self.device} · "
+                f"{self.footprint_bytes / 2**20:,.1f} MiB of weights")
+
+
+def _display_path(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path(__file__).resolve().parents[1]))
+    except ValueError:
+        return str(path)
+
+
+def _not_available_message(model_id: str) -> str:
+    known = [v.hub_id for v in FAMILY] + [v.gated_hub_id for v in FAMILY]
+    close = get_close_matches(model_id, known, n=2, cutoff=0.8)
+    hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+    return (f"Cannot load {model_id!r}: it is not a local folder, not in your Hugging Face cache, and the Hub "
+            f"cannot be reached (offline, or HF_HUB_OFFLINE=1).{hint}\n"
+            f"  • To run the course offline, use the embedded nano model: load('nano'), or set {ENV_VAR}=nano "
+            "(it is the default when offline).\n"
+            "  • To use a real Code Llama, connect to the Hub once so it is downloaded into the cache.")
+
+
+def load(model: str | None = None, precision: str = "auto", *, task: str = "base", device_map: Any = "default",
+         token: str | None = None, check_fit: bool = True, verbose: bool = True, **kwargs):
+    """Load ``(model, tokenizer)``: ``"nano"``, a Hub id, a family name (``"7b-instruct"``) or a local folder.
+
+    ``precision``: ``"auto"`` (see :func:`auto_precision`), ``"fp32"``, ``"bf16"``, ``"fp16"``, ``"8bit"``,
+    ``"4bit"``. Extra keyword arguments go to ``AutoModelForCausalLM.from_pretrained``.
+    Raises :class:`ModelNotAvailableError`, :class:`GatedModelError`, :class:`ModelWillNotFitError` or
+    ``BitsAndBytesUnavailableError`` with what to do instead — before downloading anything.
+    """
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model_id = resolve_model(model, task=task)
+    variant: Variant | None = None
+    if model_id == "nano":
+        folder = nano_dir()
+        if not (folder / "config.json").exists():
+            raise ModelNotAvailableError(
+                f"The nano model is missing from {folder}. Reinstall the package (pip install -e .) or train it "
+                "(see notebook 08).")
+        source, label = str(folder), "nano"
+        variant = get_variant("nano")
+    elif Path(model_id).expanduser().is_dir():
+        folder = Path(model_id).expanduser()
+        source, label = str(folder), _display_path(folder)
+        if (folder / "config.json").exists():
+            variant = variant_from_folder(folder)
+    else:
+        source = label = model_id
+        variant = find_variant(model_id)
+        if not _is_cached(model_id):
+            if model_id.startswith("meta-llama/") and not hf_token_present(token):
+                fam = find_variant(model_id)
+                alt = f" or the ungated copy {fam.hub_id!r}" if fam else ""
+                raise GatedModelError(
+                    f"{model_id!r} is a gated repository: accept Meta's license on its Hub page, then provide a "
+                    "token — `hf auth login`, the HF_TOKEN environment variable, or in Colab the HF_TOKEN secret "
+                    f"(key icon, with 'Notebook access' on). Or use{alt or ' an ungated copy'} or load('nano').")
+            if not hub_online():
+                raise ModelNotAvailableError(_not_available_message(model_id))
+
+    precision = normalize_precision(precision)
+    if precision == "auto":
+        precision = auto_precision(variant)
+    if check_fit and variant is not None:
+        _check_fit(variant, precision, label)
+
+    load_kwargs: dict[str, Any] = {}
+    qconfig = quantization_config(precision)  # raises if bitsandbytes is missing
+    if qconfig is not None:
+        load_kwargs["quantization_config"] = qconfig
+        load_kwargs["dtype"] = qconfig.bnb_4bit_compute_dtype if precision == "4bit" else (
+            torch.bfloat16 if not torch.cuda.is_available() or torch.cuda.is_bf16_supported() else torch.float16)
+    else:
+        load_kwargs["dtype"] = torch_dtype(precision)
+    if device_map == "default":
+        device_map = "auto" if torch.cuda.is_available() else None
+    if device_map is not None:
+        load_kwargs["device_map"] = device_map
+    if token is not None:
+        load_kwargs["token"] = token
+    load_kwargs.update(kwargs)
+
+    tokenizer = AutoTokenizer.from_pretrained(source, **({"token": token} if token else {}))
+    lm = AutoModelForCausalLM.from_pretrained(source, **load_kwargs)
+    lm.eval()
+    device = str(next(lm.parameters()).device)
+    info = LoadInfo(model=label, source=source, precision=precision, device=device,
+                    footprint_bytes=lm.get_memory_footprint())
+    lm.codellama_course_info = info  # what the notebooks print
+    if verbose:
+        print(info)
+    return lm, tokenizer

@@ -1,0 +1,273 @@
+"""How much memory a Code Llama needs, computed from its architecture — no download.
+
+Taught in notebook 01 (section "How much memory?") and used by ``load()`` to refuse a model that
+cannot fit *before* downloading it, and by ``preflight()`` for the fit table.
+
+    total = weights + KV cache + activations
+
+* **weights**: parameters × bytes per parameter. 4-bit (bitsandbytes NF4/FP4) packs two weights per
+  byte in every decoder ``nn.Linear`` and stores one scale (``absmax``) per block of 64 weights: fp32,
+  or with double quantization one byte plus an fp32 scale per 256 blocks. 8-bit (LLM.int8) stores
+  one byte per weight plus an fp32 scale per output row. Embeddings, ``lm_head`` and the norms stay
+  in the compute dtype. Those scales are real memory but are *not* parameters, so
+  ``model.get_memory_footprint()`` does not count them: compare it with ``footprint_bytes``.
+* **KV cache**: 2 (K and V) × layers × kv_heads × head_dim × tokens × batch × bytes. Grouped-query
+  attention (34B, 70B: 8 KV heads for 64 query heads) makes it 8× smaller per token.
+* **activations**: the transient peak of one forward pass over the prompt, about
+  tokens × batch × (2·hidden + 3·intermediate) × bytes (one layer's MLP intermediates dominate).
+  Rough on purpose; CUDA's own context (~0.3-0.5 GiB) is not included.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Iterable, Sequence
+
+from .quantization import DEFAULT_4BIT, PRECISIONS, normalize_precision
+from .registry import Variant, get_variant, variant_from_config, variant_from_folder
+
+__all__ = ["MemoryEstimate", "estimate_memory", "memory_table", "measure_model", "kv_cache_bytes",
+           "plot_kv_cache", "GIB"]
+
+GIB = 2**30
+
+
+def _gib(n: float) -> float:
+    return n / GIB
+
+
+@dataclass(frozen=True)
+class MemoryEstimate:
+    model: str
+    precision: str
+    n_params: int
+    context_tokens: int
+    batch_size: int
+    weights_bytes: int  # everything the weights occupy, quantization scales included
+    quant_state_bytes: int  # the part of weights_bytes that is scales (absmax/SCB), not parameters
+    kv_cache_bytes: int
+    overhead_bytes: int  # activations of one forward pass over context_tokens
+
+    @property
+    def total_bytes(self) -> int:
+        return self.weights_bytes + self.kv_cache_bytes + self.overhead_bytes
+
+    @property
+    def footprint_bytes(self) -> int:
+        """What ``model.get_memory_footprint()`` reports after loading: parameters only."""
+        return self.weights_bytes - self.quant_state_bytes
+
+    @property
+    def weights_gib(self) -> float:
+        return _gib(self.weights_bytes)
+
+    @property
+    def kv_cache_gib(self) -> float:
+        return _gib(self.kv_cache_bytes)
+
+    @property
+    def overhead_gib(self) -> float:
+        return _gib(self.overhead_bytes)
+
+    @property
+    def total_gib(self) -> float:
+        return _gib(self.total_bytes)
+
+    @property
+    def bytes_per_param(self) -> float:
+        return self.weights_bytes / self.n_params
+
+    def __str__(self) -> str:
+        s = f"{self.model} in {self.precision}: weights {self.weights_gib:.2f} GiB"
+        if self.context_tokens:
+            s += (f" + KV cache {self.kv_cache_gib:.2f} GiB ({self.context_tokens:,} tokens × {self.batch_size})"
+                  f" + activations {self.overhead_gib:.2f} GiB = {self.total_gib:.2f} GiB")
+        return s
+
+    def _repr_pretty_(self, p, cycle) -> None:  # IPython
+        p.text(str(self))
+
+
+def _resolve(model: Any) -> Variant:
+    """Variant from a Variant, a family name/Hub id, "nano", a local folder, a config or a loaded model."""
+    if isinstance(model, Variant):
+        return model
+    if isinstance(model, str):
+        from pathlib import Path
+
+        if Path(model).is_dir() and (Path(model) / "config.json").exists():
+            v = get_variant(model) if model.rstrip("/").endswith("nano_model") else None
+            return v or variant_from_folder(model)
+        return get_variant(model)
+    config = getattr(model, "config", model)  # a PreTrainedModel or a PretrainedConfig
+    if hasattr(config, "to_dict"):
+        d = config.to_dict()
+        name = getattr(config, "name_or_path", None) or d.get("_name_or_path") or "model"
+        return variant_from_config(d, name=str(name).rstrip("/").split("/")[-1] or "model")
+    if isinstance(config, dict):
+        return variant_from_config(config)
+    raise TypeError(f"cannot estimate memory for {type(model).__name__}")
+
+
+def _linear_shapes(v: Variant) -> list[tuple[int, int]]:
+    """(out_features, in_features) of every decoder nn.Linear that bitsandbytes converts."""
+    h, q, kv, i = v.hidden_size, v.num_heads * v.head_dim, v.num_kv_heads * v.head_dim, v.intermediate_size
+    per_layer = [(q, h), (kv, h), (kv, h), (h, q), (i, h), (i, h), (h, i)]
+    return per_layer * v.num_layers
+
+
+def _quantized_linear_bytes(v: Variant, precision: str, double_quant: bool, blocksize: int) -> tuple[int, int]:
+    """(total bytes, of which scale bytes) of all decoder Linear weights in 4-bit or 8-bit."""
+    total = scales = 0
+    for out_f, in_f in _linear_shapes(v):
+        n = out_f * in_f
+        if precision == "8bit":
+            data, sc = n, 4 * out_f  # int8 weights + one fp32 scale (SCB) per output row
+        else:
+            data = math.ceil(n / 2)  # two 4-bit codes per byte
+            blocks = math.ceil(n / blocksize)
+            if double_quant:
+                # uint8 absmax per block + fp32 absmax per 256 blocks + 256-entry fp32 code + fp32 offset
+                sc = blocks + 4 * math.ceil(blocks / 256) + 4 * 256 + 4
+            else:
+                sc = 4 * blocks  # fp32 absmax per block
+            sc += 4 * 16  # the 16-value NF4/FP4 code book of this tensor
+        total += data + sc
+        scales += sc
+    return total, scales
+
+
+def _bytes(dtype_name: str) -> int:
+    return {"fp32": 4, "bf16": 2, "fp16": 2}[normalize_precision(dtype_name)]
+
+
+def estimate_memory(model: Any, precision: str = "fp16", context_tokens: int = 0, batch_size: int = 1, *,
+                    compute_dtype: str | None = None, kv_dtype: str | None = None,
+                    double_quant: bool | None = None, blocksize: int | None = None) -> MemoryEstimate:
+    """Estimate the memory of ``model`` (variant name, Hub id, "nano", folder, config or loaded model).
+
+    ``precision``: "fp32", "bf16", "fp16", "8bit", "4bit" (or "auto": what ``load()`` would pick here).
+    ``compute_dtype``: dtype of what is not quantized in 4/8-bit (default "bf16"; "fp32" on CPU doubles
+    embeddings). ``kv_dtype``: dtype of the KV cache (default: the compute dtype).
+
+    >>> round(estimate_memory("7b", "fp16").weights_gib, 2)   # Meta's checkpoint: 12.55 GiB
+    12.55
+    """
+    v = _resolve(model)
+    precision = normalize_precision(precision)
+    if precision == "auto":
+        from .loading import auto_precision
+
+        precision = auto_precision(v)
+    if context_tokens < 0 or batch_size < 1:
+        raise ValueError("context_tokens must be >= 0 and batch_size >= 1")
+    if precision in ("fp32", "bf16", "fp16"):
+        compute = precision if compute_dtype is None else normalize_precision(compute_dtype)
+        weights = v.n_params * _bytes(precision)
+        scales = 0
+    else:
+        compute = normalize_precision(compute_dtype or "bf16")
+        dq = DEFAULT_4BIT["double_quant"] if double_quant is None else double_quant
+        bs = blocksize or DEFAULT_4BIT["blocksize"]
+        linear, scales = _quantized_linear_bytes(v, precision, dq, bs)
+        dense_params = v.n_params - v.linear_params()  # embeddings, lm_head, norms
+        weights = linear + dense_params * _bytes(compute)
+    kv_b = _bytes(kv_dtype or compute)
+    kv = int(v.kv_bytes_per_token(kv_b) * context_tokens * batch_size)
+    act = context_tokens * batch_size * (2 * v.hidden_size + 3 * v.intermediate_size) * _bytes(compute)
+    return MemoryEstimate(model=v.name, precision=precision, n_params=v.n_params, context_tokens=context_tokens,
+                          batch_size=batch_size, weights_bytes=int(weights), quant_state_bytes=int(scales),
+                          kv_cache_bytes=kv, overhead_bytes=int(act))
+
+
+def kv_cache_bytes(model: Any, context_tokens: int, batch_size: int = 1, dtype: str = "fp16") -> int:
+    """K+V cache size alone."""
+    return int(_resolve(model).kv_bytes_per_token(_bytes(dtype)) * context_tokens * batch_size)
+
+
+class MemoryTable(list):
+    """Rows of :class:`MemoryEstimate`; prints as a model × precision grid of total GiB."""
+
+    def grid(self) -> tuple[list[str], list[str], dict[tuple[str, str], MemoryEstimate]]:
+        models = list(dict.fromkeys(e.model for e in self))
+        precisions = list(dict.fromkeys(e.precision for e in self))
+        return models, precisions, {(e.model, e.precision): e for e in self}
+
+    def __str__(self) -> str:
+        models, precisions, cells = self.grid()
+        ctx = self[0].context_tokens if self else 0
+        title = f"GiB (weights + KV cache + activations for {ctx:,} tokens)" if ctx else "GiB of weights"
+        width = max([len(m) for m in models] + [5])
+        lines = [title, "model".ljust(width) + "".join(p.rjust(9) for p in precisions)]
+        for m in models:
+            row = "".join(f"{cells[(m, p)].total_gib:9.2f}" if (m, p) in cells else " " * 9 for p in precisions)
+            lines.append(m.ljust(width) + row)
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return str(self)
+
+
+def memory_table(models: Iterable[Any] | None = None, precisions: Sequence[str] = PRECISIONS,
+                 context_tokens: int = 0, batch_size: int = 1, **kwargs) -> MemoryTable:
+    """Estimates for every model × precision (default: the four base models)."""
+    if models is None:
+        models = ["7b", "13b", "34b", "70b"]
+    return MemoryTable(estimate_memory(m, p, context_tokens, batch_size, **kwargs) for m in models for p in precisions)
+
+
+def measure_model(model) -> dict[str, int]:
+    """What a loaded model really occupies: parameters, buffers, and bitsandbytes scales.
+
+    ``params + buffers`` equals ``model.get_memory_footprint()``; ``quant_state`` is the memory
+    ``get_memory_footprint()`` leaves out (absmax/code tensors of 4-bit weights, SCB of 8-bit ones)."""
+    import torch
+
+    params = sum(p.numel() * p.element_size() for p in model.parameters())
+    buffers = sum(b.numel() * b.element_size() for b in model.buffers())
+    quant = 0
+    seen: set[int] = set()
+
+    def add(t):
+        nonlocal quant
+        if isinstance(t, torch.Tensor) and id(t) not in seen:
+            seen.add(id(t))
+            quant += t.numel() * t.element_size()
+
+    for p in model.parameters():
+        qs = getattr(p, "quant_state", None)
+        if qs is not None:
+            for name in ("absmax", "code", "offset"):
+                add(getattr(qs, name, None))
+            st2 = getattr(qs, "state2", None)
+            if st2 is not None:
+                add(getattr(st2, "absmax", None))
+                add(getattr(st2, "code", None))
+        add(getattr(p, "SCB", None))
+    return {"params": params, "buffers": buffers, "quant_state": quant, "total": params + buffers + quant}
+
+
+def plot_kv_cache(models: Sequence[Any] = ("7b", "13b", "34b", "70b"), max_tokens: int = 100_000,
+                  dtype: str = "fp16", batch_size: int = 1, ax=None, mark: Sequence[int] = (16_384, 100_000)):
+    """Line chart: KV-cache GiB against context length, one line per model; returns the Axes."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 4))
+    xs = [int(max_tokens * k / 50) for k in range(51)]
+    for m in models:
+        v = _resolve(m)
+        per_tok = v.kv_bytes_per_token(_bytes(dtype)) * batch_size
+        label = f"{v.name} ({v.num_kv_heads} KV heads)"
+        ax.plot([x / 1000 for x in xs], [_gib(per_tok * x) for x in xs], label=label)
+    for x in mark:
+        if x <= max_tokens:
+            ax.axvline(x / 1000, color="grey", ls=":", lw=1)
+            ax.text(x / 1000, ax.get_ylim()[1] * 0.95, f" {x:,}", color="grey", fontsize=8, va="top")
+    ax.set_xlabel("context length (thousand tokens)")
+    ax.set_ylabel(f"KV cache, GiB ({dtype}, batch {batch_size})")
+    ax.set_title("KV cache grows linearly with context")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    return ax
