@@ -733,12 +733,18 @@ def compare_ids(ours: Sequence[int], theirs: Sequence[int], tokenizer: Any = Non
     return IdDiff(ours=a, theirs=b, changes=changes, pieces=pieces)
 
 
+def _require_hf(tokenizer: Any, what: str) -> None:
+    if not _is_hf(tokenizer):
+        raise TypeError(f"{what} compares with what a transformers tokenizer produces; pass one (got {type(tokenizer).__name__})")
+
+
 def compare_infill(tokenizer: Any, prefix: str, suffix: str) -> IdDiff:
     """Ours (:func:`infill_ids`) vs transformers' ``tokenizer(prefix + "<FILL_ME>" + suffix)``.
 
     Note: the transformers call itself changes a ``CodeLlamaTokenizer``'s state (its normalizer),
     which is one of the things this comparison is meant to show.
     """
+    _require_hf(tokenizer, "compare_infill")
     theirs = tokenizer(prefix + FILL_TOKEN + suffix)["input_ids"]
     return compare_ids(infill_ids(tokenizer, prefix, suffix), theirs, tokenizer)
 
@@ -749,6 +755,7 @@ def compare_chat(tokenizer: Any, messages: Sequence[Message], *, style: ChatStyl
     Uses the tokenizer's own ``chat_template`` when it has one, else the Hub's
     (:data:`HUB_CHAT_TEMPLATE` / :data:`HUB_CHAT_TEMPLATE_70B`).
     """
+    _require_hf(tokenizer, "compare_chat")
     style = _check_style(chat_style(tokenizer) if style is None else style)
     template = getattr(tokenizer, "chat_template", None) or (
         HUB_CHAT_TEMPLATE if style == "llama2" else HUB_CHAT_TEMPLATE_70B

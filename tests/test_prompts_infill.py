@@ -97,6 +97,20 @@ def test_golden_via_transformers_tokenizer(folder7, cls):
     assert inspect_tokenizer(tok).backend == "sentencepiece"
 
 
+def test_inspect_tokenizer_reports_the_segmentation_difference(folder7, sp7):
+    info = inspect_tokenizer(load_tokenizer(folder7))
+    assert info.backend == "sentencepiece" and info.model_file.endswith("tokenizer.model")
+    assert (info.vocab_size, info.bos_id, info.eos_id, info.step_id) == (32016, 1, 2, None)
+    assert info.fim_ids == {"▁<PRE>": 32007, "▁<SUF>": 32008, "▁<MID>": 32009, "▁<EOT>": 32010}
+    assert info.can_infill and info.chat_style == "llama2"
+    # "\n    return": SentencePiece ▁ <0x0A> ▁▁▁ ▁return, transformers ▁ <0x0A> ▁▁▁▁ return
+    assert info.probes["\n    return"] == ([29871, 13, 1678, 736], [29871, 13, 268, 2457])
+    assert info.transformers_agrees is False
+    assert inspect_tokenizer(sp7).transformers_agrees is None
+    with pytest.raises(TypeError, match="transformers tokenizer"):
+        compare_infill(sp7, "a", "b")
+
+
 def test_golden_reference_reimplementation(ref7):
     # the test's own re-implementation of Meta's logic reproduces the published ids too
     assert ref7.infill(GOLDEN_PREFIX, GOLDEN_SUFFIX) == GOLDEN_INFILL
