@@ -101,11 +101,21 @@ def test_multi_turn_layout():
     assert chat_prompt(msgs) == "<s>[INST] Hi [/INST] Hello! </s><s>[INST] Bye [/INST]"
 
 
-def test_70b_layout(ref70):
+def test_70b_text_layout():
     msgs = [{"role": "user", "content": "Hi"}]
     assert chat_prompt(msgs, style="70b") == (
         "<s> Source: system<step> Source: user\n\n Hi<step> Source: assistant\nDestination: user\n\n "
     )
+    # whitespace-only content still gets a body (Meta tests the raw content), a destination a header line
+    msgs = [{"role": "system", "content": "  "}, {"role": "user", "content": "Hi", "destination": " ipython "}]
+    assert chat_prompt(msgs, style="70b") == (
+        "<s> Source: system\n\n <step> Source: user\nDestination: ipython\n\n Hi<step>"
+        " Source: assistant\nDestination: user\n\n "
+    )
+
+
+def test_70b_layout(ref70):
+    msgs = [{"role": "user", "content": "Hi"}]
     ids = chat_ids(ref70.sp, msgs)
     assert ids == ref70.chat_70b(msgs)
     assert ids[0] == 1 and ids.count(32015) == 2
@@ -212,11 +222,16 @@ S = {"role": "system", "content": "s"}
         ([], "empty"),
     ],
 )
-def test_role_errors(ref70, msgs, match, style):
+def test_role_errors(msgs, match, style):
     with pytest.raises(ValueError, match=match):
         chat_prompt(msgs, style=style)
-    with pytest.raises(ValueError, match=match):
-        chat_ids(ref70.sp, msgs, style=style)
+
+
+@pytest.mark.parametrize("style", ["llama2", "70b"])
+def test_role_errors_ids(ref70, style):
+    for msgs, match in [([U, U], "alternating"), ([S, A, U], "alternating"), ([U, A], "last message"), ([], "empty")]:
+        with pytest.raises(ValueError, match=match):
+            chat_ids(ref70.sp, msgs, style=style)
 
 
 def test_system_alone_is_an_error():
@@ -228,14 +243,22 @@ def test_system_alone_is_an_error():
 
 @pytest.mark.parametrize("tag", SPECIAL_TAGS)
 @pytest.mark.parametrize("where", [0, 1, 2, 3])
-def test_special_tags_are_refused(ref7, tag, where):
+def test_special_tags_are_refused(tag, where):
     msgs = [dict(S), dict(U), dict(A), dict(U)]
     msgs[where]["content"] = f"look: {tag} here"
     for style in ("llama2", "70b"):
         with pytest.raises(ValueError, match="special tags"):
             chat_prompt(msgs, style=style)
+
+
+@pytest.mark.parametrize("tag", SPECIAL_TAGS)
+def test_special_tags_are_refused_ids(ref7, ref70, tag):
+    msgs = [dict(S), dict(U)]
+    msgs[0]["content"] = f"{tag}"
     with pytest.raises(ValueError, match=re.escape(tag)):
         chat_ids(ref7.sp, msgs)
+    with pytest.raises(ValueError, match=re.escape(tag)):
+        chat_ids(ref70.sp, msgs)
 
 
 def test_near_tags_are_fine(ref7):
@@ -243,11 +266,14 @@ def test_near_tags_are_fine(ref7):
     assert chat_ids(ref7.sp, msgs) == ref7.chat_llama2(msgs)
 
 
-def test_unknown_style_and_bad_messages(ref7):
-    with pytest.raises(ValueError, match="unknown chat style"):
-        chat_prompt([U], style="chatml")  # type: ignore[arg-type]
+def test_unknown_style_ids(ref7):
     with pytest.raises(ValueError, match="unknown chat style"):
         chat_ids(ref7.sp, [U], style="llama3")  # type: ignore[arg-type]
+
+
+def test_unknown_style_and_bad_messages():
+    with pytest.raises(ValueError, match="unknown chat style"):
+        chat_prompt([U], style="chatml")  # type: ignore[arg-type]
     with pytest.raises(TypeError):
         chat_prompt("hello")  # type: ignore[arg-type]
     with pytest.raises(TypeError):
