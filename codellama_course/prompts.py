@@ -297,7 +297,7 @@ def _sentencepiece_like(backend: Any) -> Any:
     (SentencePiece treats ``"<s>"`` in text as text). Normalization as SentencePiece's: ``▁``
     prepended, spaces -> ``▁``. For a BPE vocabulary the whitespace-only merges (``▁▁``, ``▁▁▁``, ...)
     go last: in Llama's ``tokenizer.model`` those pieces carry score -1e9, so SentencePiece merges
-    them after everything else (``"\n    return"`` -> ``▁▁▁ ▁return``, not ``▁▁▁▁ return``).
+    them after everything else (``"\\n    return"`` -> ``▁▁▁ ▁return``, not ``▁▁▁▁ return``).
     """
     from tokenizers import Tokenizer, decoders, normalizers
 
