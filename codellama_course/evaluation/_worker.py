@@ -61,7 +61,7 @@ import typing  # noqa: F401
 
 MAX_FRAME = 64 << 20
 MAX_REASON = 300
-SIGNAMES = {getattr(signal, n): n for n in dir(signal) if n.startswith("SIG") and not n.startswith("SIG_")}
+SIGNAMES = {int(s): s.name for s in signal.Signals}
 
 
 # ----------------------------------------------------------------------------- framing
@@ -651,10 +651,11 @@ def serve_candidate(setup, rx, tx):
             reply = ["error", "strict: " + str(e)]
         except BaseException as e:  # noqa: BLE001
             try:
-                name = type(e).__name__
+                name = str(type(e).__name__)[:100]
+                msg = str(e)[:MAX_REASON]
             except BaseException:
-                name = "Exception"
-            reply = ["exc", str(name)[:100], describe(e)]
+                name, msg = "Exception", ""
+            reply = ["exc", name, msg]
         try:
             tx(reply)
         except TransferError as e:
@@ -689,10 +690,11 @@ def judge_child(cfg, req, to_cand, from_cand, vfd):
             except (TransferError, ValueError, TypeError, RecursionError) as e:
                 raise CandidateFailed(f"strict: malformed return value ({e})")
         if type(reply) is list and reply and reply[0] == "exc" and len(reply) == 3:
-            cls = getattr(builtins, str(reply[1]), None)
+            name, msg = str(reply[1])[:100], str(reply[2])[:MAX_REASON]
+            cls = getattr(builtins, name, None)
             if not (isinstance(cls, type) and issubclass(cls, Exception)):
-                cls = RuntimeError
-            raise cls(str(reply[2])[:MAX_REASON])
+                cls, msg = RuntimeError, f"{name}: {msg}" if msg else name
+            raise cls(msg)
         if type(reply) is list and reply and reply[0] == "error" and len(reply) == 2:
             raise CandidateFailed(str(reply[1])[:MAX_REASON])
         raise CandidateFailed("strict: unexpected message from candidate")
@@ -860,6 +862,209 @@ def run_js(cfg, req):
     return {"result": result}
 
 
+# ----------------------------------------------------------------------------- JavaScript: strict mode
+# Shared by both node processes: framing over blocking pipes and a type-exact plain-data codec.
+JS_CODEC = r"""
+const fs = require('fs');
+const vm = require('vm');
+const LIMIT = 64 * 1024 * 1024;
+function readN(fd, n) {
+  const buf = Buffer.alloc(n); let off = 0;
+  while (off < n) {
+    let k;
+    try { k = fs.readSync(fd, buf, off, n - off, null); }
+    catch (e) { if (e.code === 'EAGAIN') continue; throw e; }
+    if (k === 0) throw new Error('EOF');
+    off += k;
+  }
+  return buf;
+}
+function writeAll(fd, buf) {
+  let off = 0;
+  while (off < buf.length) {
+    try { off += fs.writeSync(fd, buf, off, buf.length - off); }
+    catch (e) { if (e.code === 'EAGAIN') continue; throw e; }
+  }
+}
+function rx(fd) {
+  const n = readN(fd, 4).readUInt32BE(0);
+  if (n > LIMIT) throw new Error('frame too large');
+  return JSON.parse(readN(fd, n).toString('utf8'));
+}
+function tx(fd, obj) {
+  const body = Buffer.from(JSON.stringify(obj), 'utf8');
+  const head = Buffer.alloc(4); head.writeUInt32BE(body.length, 0);
+  writeAll(fd, Buffer.concat([head, body]));
+}
+class TransferError extends Error {}
+function encode(v, depth) {
+  if (depth > 200) throw new TransferError('value nested too deeply');
+  if (v === null) return ['N'];
+  if (v === undefined) return ['u'];
+  const t = typeof v;
+  if (t === 'boolean') return ['b', v];
+  if (t === 'number') return ['n', Object.is(v, -0) ? '-0' : String(v)];
+  if (t === 'bigint') return ['B', v.toString()];
+  if (t === 'string') return ['s', v];
+  if (Array.isArray(v)) { const out = []; for (let i = 0; i < v.length; i++) out.push(encode(v[i], depth + 1)); return ['a', out]; }
+  if (t === 'object') {
+    const proto = Object.getPrototypeOf(v);
+    if (proto === Object.prototype || proto === null) return ['o', Object.keys(v).map((k) => [String(k), encode(v[k], depth + 1)])];
+  }
+  let name = t;
+  try { name = (v && v.constructor && v.constructor.name) || t; } catch (e) {}
+  throw new TransferError('cannot transfer a value of type ' + String(name));
+}
+const NUM = /^(-?(\d+(\.\d*)?|\.\d+)(e[+-]?\d+)?|-?Infinity|NaN)$/i;
+function decode(x, depth) {
+  if (depth > 200 || !Array.isArray(x) || typeof x[0] !== 'string') throw new TransferError('malformed value');
+  const tag = x[0], v = x[1];
+  if (tag === 'N' && x.length === 1) return null;
+  if (tag === 'u' && x.length === 1) return undefined;
+  if (x.length === 2) {
+    if (tag === 'b' && typeof v === 'boolean') return v;
+    if (tag === 'n' && typeof v === 'string' && NUM.test(v)) return Number(v);
+    if (tag === 'B' && typeof v === 'string' && /^-?\d+$/.test(v)) return BigInt(v);
+    if (tag === 's' && typeof v === 'string') return v;
+    if (tag === 'a' && Array.isArray(v)) return v.map((e) => decode(e, depth + 1));
+    if (tag === 'o' && Array.isArray(v)) {
+      const out = {};
+      for (const pair of v) {
+        if (!Array.isArray(pair) || pair.length !== 2 || typeof pair[0] !== 'string') throw new TransferError('malformed object');
+        Object.defineProperty(out, pair[0], { value: decode(pair[1], depth + 1), enumerable: true, writable: true, configurable: true });
+      }
+      return out;
+    }
+  }
+  throw new TransferError('malformed value');
+}
+function describe(e) {
+  let name = 'Error', msg = '';
+  try { name = String((e && e.name) || typeof e); msg = String((e && e.message) || ''); } catch (_) {}
+  msg = msg.split('\n')[0];
+  return (name === 'AssertionError' || !msg ? name : name + ': ' + msg).slice(0, 300);
+}
+"""
+
+JS_CANDIDATE = JS_CODEC + r"""
+const IN = Number(process.argv[1]), OUT = Number(process.argv[2]);
+const setup = rx(IN);
+globalThis.require = require;
+let fn;
+try {
+  vm.runInThisContext(setup.program, { filename: 'program.js' });
+  fn = globalThis[setup.name];
+  if (typeof fn !== 'function') throw new ReferenceError(setup.name + ' is not defined');
+} catch (e) { tx(OUT, ['error', describe(e)]); process.exit(0); }
+tx(OUT, ['ready']);
+for (;;) {
+  let req;
+  try { req = rx(IN); } catch (e) { process.exit(0); }
+  let reply;
+  try { reply = ['ok', encode(fn(...decode(req[1], 0)), 0)]; }
+  catch (e) {
+    if (e instanceof TransferError) reply = ['error', 'strict: ' + e.message];
+    else { let n = 'Error', m = ''; try { n = String(e && e.name); m = String(e && e.message).slice(0, 300); } catch (_) {} reply = ['exc', n.slice(0, 100), m]; }
+  }
+  tx(OUT, reply);
+}
+"""
+
+JS_JUDGE = JS_CODEC + r"""
+const TO = Number(process.argv[1]), FROM = Number(process.argv[2]), VERDICT = Number(process.argv[3]);
+const name = process.argv[4];
+const tests = Buffer.from(process.argv[5], 'base64').toString('utf8');
+class CandidateFailed extends Error {}
+const ERRORS = { Error, TypeError, RangeError, ReferenceError, SyntaxError, EvalError, URIError };
+function verdict(s) { writeAll(VERDICT, Buffer.from(s, 'utf8')); process.exit(0); }
+function ask() {
+  try { return rx(FROM); } catch (e) { throw new CandidateFailed('strict: candidate process died or sent garbage'); }
+}
+try {
+  const hello = ask();
+  if (Array.isArray(hello) && hello[0] === 'error') throw new CandidateFailed(String(hello[1]));
+  if (!Array.isArray(hello) || hello[0] !== 'ready') throw new CandidateFailed('strict: unexpected message from candidate');
+  globalThis.require = require;
+  globalThis[name] = function (...args) {
+    let payload;
+    try { payload = encode(args, 0); } catch (e) { throw new CandidateFailed("strict: cannot pass the test's argument (" + e.message + ')'); }
+    tx(TO, ['call', payload]);
+    const r = ask();
+    if (Array.isArray(r) && r[0] === 'ok' && r.length === 2) {
+      try { return decode(r[1], 0); } catch (e) { throw new CandidateFailed('strict: malformed return value'); }
+    }
+    if (Array.isArray(r) && r[0] === 'exc' && r.length === 3) {
+      const E = ERRORS[String(r[1])] || Error;
+      throw new E(E === Error && r[1] !== 'Error' ? String(r[1]) + ': ' + String(r[2]) : String(r[2]));
+    }
+    if (Array.isArray(r) && r[0] === 'error') throw new CandidateFailed(String(r[1]).slice(0, 300));
+    throw new CandidateFailed('strict: unexpected message from candidate');
+  };
+  vm.runInThisContext(tests, { filename: 'tests.js' });
+} catch (e) {
+  verdict('F' + (e instanceof CandidateFailed ? e.message : describe(e)));
+}
+verdict('P');
+"""
+
+JS_FUNCTION = re.compile(r"function\s+([A-Za-z_$][\w$]*)\s*\(")
+
+
+def run_js_strict(cfg, req):
+    compat = run_js(cfg, req)
+    node = cfg.get("node")
+    names = JS_FUNCTION.findall(req["prompt"])
+    if not node or not names:
+        out = dict(compat)
+        out["strict_result"] = "failed: strict mode needs node and a function in the prompt"
+        return out
+    scratch = fresh_scratch(cfg)
+    timeout = float(req["timeout"])
+    heap = max(64, int((cfg["limits"].get("memory") or (2 << 30)) / (1 << 20) * 0.6))
+    j2c_r, j2c_w = os.pipe()
+    c2j_r, c2j_w = os.pipe()
+    cand = os.fork()
+    if cand == 0:
+        try:
+            os.close(j2c_w)
+            os.close(c2j_r)
+            enter_child(cfg, [j2c_r, c2j_w], cfg.get("uid"), timeout + 1, node=True, scratch=scratch)
+            os.set_inheritable(j2c_r, True)
+            os.set_inheritable(c2j_w, True)
+            os.execv(node, [node, f"--max-old-space-size={heap}", "-e", JS_CANDIDATE, str(j2c_r), str(c2j_w)])
+        finally:
+            os._exit(71)
+    os.close(j2c_r)
+    os.close(c2j_w)
+    try:
+        write_frame(j2c_w, {"program": req["prompt"] + req["completion"], "name": names[-1]})
+    except OSError:
+        pass
+    vr, vw = os.pipe()
+    judge = os.fork()
+    if judge == 0:
+        try:
+            os.close(vr)
+            enter_child(cfg, [j2c_w, c2j_r, vw], cfg.get("judge_uid"), timeout + 1, node=True, scratch=None)
+            for fd in (j2c_w, c2j_r, vw):
+                os.set_inheritable(fd, True)
+            tests = base64.b64encode(req["test"].encode("utf-8")).decode("ascii")
+            os.execv(node, [node, f"--max-old-space-size={heap}", "-e", JS_JUDGE,
+                            str(j2c_w), str(c2j_r), str(vw), names[-1], tests])
+        finally:
+            os._exit(72)
+    os.close(vw)
+    os.close(j2c_w)
+    os.close(c2j_r)
+    status, data = wait_child(judge, time.monotonic() + timeout + 2.0, [vr], limit=4096)
+    os.close(vr)
+    strict = verdict_from(status, data[vr])
+    cleanup(cfg, [cand, judge])
+    out = dict(compat)
+    out["strict_result"] = strict
+    return out
+
+
 # ----------------------------------------------------------------------------- main loop
 def probe_uid(uid):
     """Can a child of ours switch to this uid (root in the initial user namespace)?"""
@@ -910,13 +1115,13 @@ def main():
             "python": sys.version.split()[0],
         },
     )
-    handlers = {"python": run_python, "python-strict": run_python_strict, "js": run_js}
+    handlers = {"python": run_python, "python-strict": run_python_strict, "js": run_js, "js-strict": run_js_strict}
     while True:
         try:
             req = read_frame(infd)
         except (EOFError, OSError):
             break
-        kind = req.get("kind", "python") + ("-strict" if req.get("strict") and req.get("kind") == "python" else "")
+        kind = req.get("kind", "python") + ("-strict" if req.get("strict") else "")
         try:
             out = handlers[kind](cfg, req)
         except Exception as e:  # noqa: BLE001 - the worker reports, it does not die
