@@ -60,6 +60,7 @@ import string  # noqa: F401
 import typing  # noqa: F401
 
 MAX_FRAME = 64 << 20
+PROCESS_HELPERS_MARK = "# " + "-" * 77 + " process helpers"
 MAX_REASON = 300
 SIGNAMES = {int(s): s.name for s in signal.Signals}
 
@@ -275,6 +276,42 @@ def describe(exc):
     msg = msg.strip().replace("\n", " ")
     text = f"{name}: {msg}" if msg else name
     return text[:MAX_REASON]
+
+
+def serve_candidate(setup, rx, tx):
+    """Candidate side of strict mode (runs in the exec'd candidate interpreter)."""
+    os.chdir(setup["scratch"])
+    try:
+        reliability_guard()
+        g = {}
+        with swallow_io():
+            exec(setup["prompt"] + setup["completion"], g)
+        fn = g[setup["entry_point"]]
+    except BaseException as e:  # noqa: BLE001
+        tx(["error", describe(e)])
+        return
+    tx(["ready"])
+    while True:
+        req = rx()
+        try:
+            args = decode(req[1])
+            kwargs = decode(req[2])
+            with swallow_io():
+                value = fn(*args, **kwargs)
+            reply = ["ok", encode(value)]
+        except TransferError as e:
+            reply = ["error", "strict: " + str(e)]
+        except BaseException as e:  # noqa: BLE001
+            try:
+                name = str(type(e).__name__)[:100]
+                msg = str(e)[:MAX_REASON]
+            except BaseException:
+                name, msg = "Exception", ""
+            reply = ["exc", name, msg]
+        try:
+            tx(reply)
+        except TransferError as e:
+            tx(["error", "strict: " + str(e)])
 
 
 # ----------------------------------------------------------------------------- process helpers
@@ -621,45 +658,9 @@ def tx(obj):
 setup = rx()
 sys.path[:] = setup["sys_path"]
 ns = {}
-exec(setup["worker_src"], ns)
+exec(setup["candidate_src"], ns)
 ns["serve_candidate"](setup, rx, tx)
 '''
-
-
-def serve_candidate(setup, rx, tx):
-    """Candidate side of strict mode (runs in the exec'd candidate interpreter)."""
-    os.chdir(setup["scratch"])
-    try:
-        reliability_guard()
-        g = {}
-        with swallow_io():
-            exec(setup["prompt"] + setup["completion"], g)
-        fn = g[setup["entry_point"]]
-    except BaseException as e:  # noqa: BLE001
-        tx(["error", describe(e)])
-        return
-    tx(["ready"])
-    while True:
-        req = rx()
-        try:
-            args = decode(req[1])
-            kwargs = decode(req[2])
-            with swallow_io():
-                value = fn(*args, **kwargs)
-            reply = ["ok", encode(value)]
-        except TransferError as e:
-            reply = ["error", "strict: " + str(e)]
-        except BaseException as e:  # noqa: BLE001
-            try:
-                name = str(type(e).__name__)[:100]
-                msg = str(e)[:MAX_REASON]
-            except BaseException:
-                name, msg = "Exception", ""
-            reply = ["exc", name, msg]
-        try:
-            tx(reply)
-        except TransferError as e:
-            tx(["error", "strict: " + str(e)])
 
 
 class CandidateFailed(Exception):
@@ -757,7 +758,7 @@ def run_python_strict(cfg, req):
                 "entry_point": req["entry_point"],
                 "scratch": scratch,
                 "sys_path": cfg["sys_path"],
-                "worker_src": WORKER_SRC,
+                "candidate_src": WORKER_SRC[: WORKER_SRC.index(PROCESS_HELPERS_MARK)],
             },
         )
     except OSError:
