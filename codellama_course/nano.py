@@ -285,6 +285,9 @@ class SentencePieceCodec:
         self.sp = spm.SentencePieceProcessor(model_file=str(model_file))
         self.bos_id, self.eos_id = self.sp.bos_id(), self.sp.eos_id()
         self.prefix_id, self.suffix_id, self.middle_id, self.eot_id = (self.sp.piece_to_id(p) for p in FIM_PIECES)
+        # Meta strips exactly 2 ids ("▁", "☺"); that holds when "☺" is one piece, as in Llama's
+        # vocabulary and ours. Count them instead of trusting it, so another vocabulary stays right.
+        self._marker_length = len(self.sp.encode("☺"))
 
     def encode(self, text: str) -> list[int]:
         """With SentencePiece's implicit leading space (Meta's ``encode``)."""
@@ -292,7 +295,7 @@ class SentencePieceCodec:
 
     def encode_no_space(self, text: str) -> list[int]:
         """Without the implicit leading space (Meta's ``encode_infilling``: ``encode("☺" + s)[2:]``)."""
-        return self.sp.encode("☺" + text)[2:]
+        return self.sp.encode("☺" + text)[self._marker_length :]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -419,11 +422,17 @@ def _batches(stream: Iterator[int], batch_size: int, context: int):
         yield torch.tensor(flat, dtype=torch.long).view(batch_size, context + 1)
 
 
-def learning_rate(cfg: NanoConfig, step: int) -> float:
-    """Linear warm-up, then cosine decay to ``min_learning_rate`` at ``max_steps``."""
+def learning_rate(cfg: NanoConfig, step: int, progress: float | None = None) -> float:
+    """Linear warm-up, then cosine decay to ``min_learning_rate`` at ``max_steps``.
+
+    ``progress`` (0 → 1) overrides the step-based position in the decay, for a run whose
+    length is set in seconds rather than steps.
+    """
     if step < cfg.warmup_steps:
         return cfg.learning_rate * (step + 1) / cfg.warmup_steps
-    progress = min(1.0, (step - cfg.warmup_steps) / max(1, cfg.max_steps - cfg.warmup_steps))
+    if progress is None:
+        progress = (step - cfg.warmup_steps) / max(1, cfg.max_steps - cfg.warmup_steps)
+    progress = min(1.0, progress)
     return cfg.min_learning_rate + 0.5 * (cfg.learning_rate - cfg.min_learning_rate) * (1 + math.cos(math.pi * progress))
 
 
@@ -486,8 +495,9 @@ def train(
     """Train a nano model from scratch; returns ``(model, TrainingLog)``.
 
     Seeded (data order and initialisation). ``checkpoint(model, step, log)`` is called after each
-    evaluation, so a long run can be inspected or exported while it trains. ``max_seconds``
-    stops early (the learning-rate schedule still follows ``max_steps``).
+    evaluation, so a long run can be inspected or exported while it trains. With ``max_seconds``
+    the run ends after that long (or ``max_steps``, whichever comes first) and the learning rate
+    decays over the time budget, so a run on shared cores still ends fully annealed.
     """
     import torch
     from tqdm.auto import tqdm
@@ -505,9 +515,15 @@ def train(
     log = TrainingLog()
     started = time.perf_counter()
     bar = tqdm(range(cfg.max_steps), desc="training nano", disable=not progress)
+    warmed_up_at = None
     for step in bar:
+        time_progress = None
+        if max_seconds is not None and step >= cfg.warmup_steps:
+            warmed_up_at = warmed_up_at or time.perf_counter()
+            time_progress = (time.perf_counter() - warmed_up_at) / max(1.0, max_seconds - (warmed_up_at - started))
+        lr = learning_rate(cfg, step, time_progress)
         for group in optimizer.param_groups:
-            group["lr"] = learning_rate(cfg, step)
+            group["lr"] = lr
         batch = next(batches)
         loss = _next_token_loss(model, batch, bf16=cfg.bf16_autocast)
         optimizer.zero_grad(set_to_none=True)
@@ -517,7 +533,7 @@ def train(
         elapsed = time.perf_counter() - started
         tokens = (step + 1) * cfg.batch_size * cfg.context
         row = {"step": step + 1, "loss": round(loss.item(), 4), "tokens": tokens, "seconds": round(elapsed, 1),
-               "lr": round(learning_rate(cfg, step), 6)}
+               "lr": round(lr, 6)}
         last = step + 1 == cfg.max_steps or (max_seconds is not None and elapsed >= max_seconds)
         if validation_files and ((step + 1) % eval_every == 0 or last):
             row.update({k: round(v, 4) for k, v in evaluate_loss(model, codec, validation_files, context=cfg.context).items()})
@@ -539,7 +555,7 @@ def _next_token_loss(model, batch, *, bf16: bool = False):
     return torch.nn.functional.cross_entropy(logits.reshape(-1, logits.size(-1)), batch[:, 1:].reshape(-1))
 
 
-def save_model(model, tokenizer_dir: Path, out_dir: Path, *, context: int, meta: dict | None = None) -> None:
+def save_model(model, tokenizer_dir: Path, out_dir: Path, *, meta: dict | None = None) -> None:
     """Save weights (safetensors), config, a generation config that also stops at ``▁<EOT>``, and tokenizer."""
     import shutil
 
@@ -551,7 +567,6 @@ def save_model(model, tokenizer_dir: Path, out_dir: Path, *, context: int, meta:
         bos_token_id=codec.bos_id,
         eos_token_id=[codec.eos_id, codec.eot_id],
         pad_token_id=codec.eos_id,
-        max_length=context * 4,
     )
     model.save_pretrained(out_dir, safe_serialization=True)
     for name in ("tokenizer.model", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):

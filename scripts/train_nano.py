@@ -80,13 +80,13 @@ def main() -> None:
 
     def checkpoint(model, step: int, log: nano.TrainingLog) -> None:
         folder = args.work / "checkpoint"
-        nano.save_model(model, tokenizer_dir, folder, context=cfg.context, meta=meta(log))
+        nano.save_model(model, tokenizer_dir, folder, meta=meta(log))
         log.save(folder / "training_log.csv")
 
     model, log = nano.train(cfg, codec, corpus.train, corpus.validation, checkpoint=checkpoint,
                             max_seconds=args.max_seconds)
     model = model.to(torch.bfloat16)  # ships at half the size; load(precision=...) picks the dtype
-    nano.save_model(model, tokenizer_dir, args.out, context=cfg.context, meta=meta(log))
+    nano.save_model(model, tokenizer_dir, args.out, meta=meta(log))
     log.save(args.out / "training_log.csv")
     print(f"saved {args.out}", flush=True)
 
