@@ -211,8 +211,12 @@ def free_port(host: str = LOOPBACK) -> int:
 
 
 def port_in_use(port: int, host: str = LOOPBACK) -> bool:
-    """True when something already listens on ``host:port`` (or the port cannot be bound)."""
+    """True when something already listens on ``host:port`` (or the port cannot be bound).
+
+    Binds with ``SO_REUSEADDR``, as uvicorn does, so connections of a stopped server that linger in
+    TIME_WAIT do not count."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((host, port))
         except OSError:
@@ -323,6 +327,14 @@ def _tail(path: Path | None, lines: int) -> str:
         return ""
     text = path.read_text(encoding="utf-8", errors="replace").replace("\r", "\n")
     return "\n".join([line for line in text.splitlines() if line.strip()][-lines:])
+
+
+def _last_error_line(log: str) -> str:
+    """The last ``SomeError: message`` line of a log (the reason a Python process died)."""
+    import re
+
+    hits = re.findall(r"^\s*((?:[A-Za-z_][\w.]*)?(?:Error|Exception|Exit)\b:?.*)$", log, re.M)
+    return hits[-1].strip() if hits else ""
 
 
 class LocalServer:
@@ -475,8 +487,9 @@ class LocalServer:
                                          f"taken.\n--- last lines of the server log ---\n{tail}")
                 if "Missing dependencies for serving" in tail:
                     hint = " Install the serving extras: pip install 'transformers[serving]'."
-                raise ServerStartError(f"transformers serve exited with code {code} before it was ready.{hint} "
-                                       f"Full log: {self._log_path}", tail)
+                error = _last_error_line(_tail(self._log_path, 400))
+                raise ServerStartError(f"transformers serve exited with code {code} before it was ready"
+                                       f"{': ' + error if error else '.'}{hint} Full log: {self._log_path}", tail)
             try:
                 status, _ = _get_json(self.url + "/health", timeout=2.0)
                 if status == 200:
@@ -573,7 +586,7 @@ def inference_client(url_or_server: Any, *, token: str | None = None, timeout: f
 
 def _unreachable(exc: BaseException, client: Any) -> EndpointUnreachableError:
     url = str(getattr(client, "base_url", "") or getattr(client, "model", "") or "the server")
-    return EndpointUnreachableError(f"Could not connect to {url}: {exc}. Is the server running "
+    return EndpointUnreachableError(f"Could not connect to {url}: {str(exc).rstrip('.')}. Is the server running "
                                     "(LocalServer().start(), or your TGI/vLLM endpoint), and is the URL right?")
 
 
