@@ -67,7 +67,8 @@ SETUP_CELL = f'''\
 # On Colab it installs the course package (+ bitsandbytes when there is a GPU) and never touches
 # Colab's torch or NumPy. Locally it installs nothing (see README: `bash scripts/setup.sh`).
 import importlib.metadata as _md
-import os, pathlib, shutil, subprocess, sys
+import os, pathlib, shutil, subprocess, sys, warnings
+warnings.filterwarnings("ignore", message="IProgress not found")  # tqdm without ipywidgets: text bars are fine
 
 COURSE_REPO = "https://github.com/{GITHUB_REPO}"
 
@@ -153,9 +154,9 @@ def clean(nb, name: str):
     setup_idx = [i for i, c in enumerate(nb.cells) if is_setup_cell(c)]
     if setup_idx:
         cell = nb.cells[setup_idx[0]]
-        if cell.source != SETUP_CELL:
-            cell.source = SETUP_CELL
-            cell.outputs, cell.execution_count = [], None
+        # Its outputs are never compared (NBVAL_IGNORE_OUTPUT), so a new version of the cell does not
+        # force every notebook to be re-executed: the old outputs stay until the next `execute`.
+        cell.source = SETUP_CELL
         for i in reversed(setup_idx[1:]):
             del nb.cells[i]
     else:

@@ -182,4 +182,6 @@ def test_readme_badges_use_the_repo_constant():
         assert link == tools.colab_url(name), f"stale Colab link in README: {link}"
         assert (ROOT / "notebooks" / name).exists(), f"README links to a missing notebook: {name}"
     for path in NOTEBOOKS:
-        assert tools.colab_url(path.name) in text, f"README course map lacks {path.name}"
+        assert tools.colab_url(path.name) in text, (
+            f"README course map lacks {path.name}: link it in its row, with the badge "
+            f"(copy the 00 row and change the file name; `python scripts/notebooks.py sync` keeps the URLs right)")
