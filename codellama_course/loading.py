@@ -235,6 +235,22 @@ def _check_fit(v: Variant, precision: str, label: str) -> None:
 # load
 
 
+def _variant_from_hub_config(model_id: str, token: str | None) -> Variant | None:
+    """Read only ``config.json`` of a Hub model to estimate its memory; None if that is not possible."""
+    try:
+        import json
+
+        from huggingface_hub import hf_hub_download
+
+        from .registry import variant_from_config
+
+        path = hf_hub_download(model_id, "config.json", token=token)
+        cfg = json.loads(Path(path).read_text(encoding="utf-8"))
+        return variant_from_config(cfg, name=model_id.rstrip("/").split("/")[-1])
+    except Exception:  # not a Llama-style config, no access, ...: skip the check, from_pretrained will tell
+        return None
+
+
 @dataclass(frozen=True)
 class LoadInfo:
     model: str  # what was asked for, resolved ("nano", Hub id, folder)
@@ -296,7 +312,8 @@ def load(model: str | None = None, precision: str = "auto", *, task: str = "base
     else:
         source = label = model_id
         variant = find_variant(model_id)
-        if not _is_cached(model_id):
+        cached = _is_cached(model_id)
+        if not cached:
             if model_id.startswith("meta-llama/") and not hf_token_present(token):
                 fam = find_variant(model_id)
                 alt = f" or the ungated copy {fam.hub_id!r}" if fam else ""
@@ -306,6 +323,8 @@ def load(model: str | None = None, precision: str = "auto", *, task: str = "base
                     f"(key icon, with 'Notebook access' on). Or use{alt or ' an ungated copy'} or load('nano').")
             if not hub_online():
                 raise ModelNotAvailableError(_not_available_message(model_id))
+        if variant is None:  # a fine-tune or another Llama: its config.json (a few hundred bytes) is enough
+            variant = _variant_from_hub_config(model_id, token)
 
     precision = normalize_precision(precision)
     if precision == "auto":

@@ -238,6 +238,29 @@ def test_will_not_fit_is_raised_before_download(monkeypatch, never_download):
         load("codellama/CodeLlama-7b-hf", "fp32")  # 7B in 4-bit does fit: suggested
 
 
+def test_will_not_fit_for_a_fine_tune_reads_only_its_config(monkeypatch, never_download, tmp_path):
+    """A Hub model outside the family: only config.json is fetched, then the fit check runs."""
+    import json
+
+    import huggingface_hub
+
+    cfg = {"hidden_size": 8192, "intermediate_size": 28672, "num_hidden_layers": 80, "num_attention_heads": 64,
+           "num_key_value_heads": 8, "vocab_size": 32000, "rope_parameters": {"rope_theta": 1e6}}
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    fetched = []
+
+    def fake_download(repo_id, filename, **kw):
+        fetched.append(filename)
+        return str(tmp_path / filename)
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", fake_download)
+    monkeypatch.setattr(loading, "hub_online", lambda timeout=2.0: True)
+    monkeypatch.setattr(loading, "_capacity_bytes", lambda: (int(22 * GIB), "RTX 4090"))
+    with pytest.raises(ModelWillNotFitError, match="some-org/Llama-70B-fine-tune"):
+        load("some-org/Llama-70B-fine-tune", "4bit")
+    assert fetched == ["config.json"]
+
+
 def test_will_not_fit_local_folder(tiny_dir, monkeypatch, never_download):
     monkeypatch.setattr(loading, "_capacity_bytes", lambda: (1024, "test"))
     with pytest.raises(ModelWillNotFitError):
