@@ -142,7 +142,7 @@ def _family_for(value: str, task: str) -> str:
     return get_variant(low).hub_id
 
 
-def resolve_model(model: str | None = None, *, task: str = "base") -> str:
+def resolve_model(model: str | os.PathLike | Variant | None = None, *, task: str = "base") -> str:
     """The model id every notebook uses: ``"nano"``, a Hub id, or a local folder.
 
     ``model`` argument > ``$CODELLAMA_COURSE_MODEL`` > nano (no CUDA GPU, or Hub unreachable) >
@@ -150,6 +150,10 @@ def resolve_model(model: str | None = None, *, task: str = "base") -> str:
     """
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; use one of {sorted(set(TASKS))}")
+    if isinstance(model, Variant):
+        model = model.model_id if model.name != "nano" else "nano"
+    elif isinstance(model, os.PathLike):
+        model = os.fspath(model)
     choice = model if model not in (None, "", "auto") else os.environ.get(ENV_VAR, "").strip()
     if choice and choice != "auto":
         if choice.lower() == "nano":

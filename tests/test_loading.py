@@ -94,6 +94,13 @@ def test_env_var_and_argument(monkeypatch, gpu_online, tiny_dir):
     assert resolve_model() == "someone/fine-tune"
 
 
+def test_variant_and_path_objects(tiny_dir, no_env):
+    from codellama_course import get_variant
+
+    assert resolve_model(get_variant("13b-python")) == "codellama/CodeLlama-13b-Python-hf"
+    assert resolve_model(tiny_dir) == str(tiny_dir)  # a pathlib.Path
+
+
 def test_bad_task():
     with pytest.raises(ValueError, match="task"):
         resolve_model(task="translate")
