@@ -51,6 +51,7 @@ __all__ = [
     "ChatReply",
     "GenerationStream",
     "StopOnSequences",
+    "TopP",
     "PYTHON_STOPS",
     "resolve_stops",
 ]
@@ -177,6 +178,7 @@ class _Codec:
         if info is not None and info.backend == "sentencepiece" and info.model_file:
             self.sp = _sentencepiece(str(info.model_file))
         self.backend = "sentencepiece" if self.sp is not None else "transformers"
+        self.sp_size = self.sp.get_piece_size() if self.sp is not None else 0
         self.bos_id = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else (
             self.sp.bos_id() if self.sp is not None else None)
         self.eos_id = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else (
@@ -222,8 +224,10 @@ class _Codec:
         ids = [int(i) for i in ids]
         if not ids:
             return ""
-        if self.sp is not None:
+        if self.sp is not None and max(ids) < self.sp_size and min(ids) >= 0:
             text = self.sp.decode(self.anchor + ids)
+        elif self.sp is not None:  # ids added on top of tokenizer.model (e.g. <FILL_ME>)
+            return self.tokenizer.decode(ids, skip_special_tokens=True)
         else:
             text = self.tokenizer.decode(self.anchor + ids, skip_special_tokens=True)
         if text.startswith(self.head):
@@ -508,11 +512,60 @@ def _pad_batch(rows: Sequence[Sequence[int]], pad_id: int, device: Any):
     return ids.to(device), mask.to(device)
 
 
+def _logits_processor_base():
+    from transformers import LogitsProcessor
+
+    return LogitsProcessor
+
+
+class TopP(_logits_processor_base()):  # type: ignore[misc]
+    """Nucleus (top-p) filtering that keeps the same tokens as transformers' ``TopPLogitsWarper``
+    (up to float rounding exactly at the threshold), but cheaper on a CPU.
+
+    ``TopPLogitsWarper`` sorts the whole vocabulary for every row at every step; on a CPU that sort
+    costs more than the nano model's forward pass once ten samples are generated together. The
+    nucleus of a trained model almost always lies within its few hundred most likely tokens, so this
+    looks at those first (``topk``) and sorts everything only for a step where they do not add up to
+    ``top_p``. Sampling itself stays transformers' (softmax + multinomial over the filtered logits).
+    """
+
+    def __init__(self, top_p: float, k: int = 256):
+        if not 0 < top_p <= 1:
+            raise ValueError(f"top_p must be in (0, 1], got {top_p}")
+        self.top_p, self.k = float(top_p), int(k)
+
+    def __call__(self, input_ids, scores):
+        import torch
+
+        vocab = scores.shape[-1]
+        probs = scores.float().softmax(dim=-1)
+        k = min(self.k, vocab)
+        vals, idx = probs.topk(k, dim=-1)  # sorted, most likely first
+        cum = vals.cumsum(dim=-1)
+        if k < vocab and bool((cum[:, -1] < self.top_p).any()):
+            vals, idx = probs.sort(dim=-1, descending=True)
+            cum = vals.cumsum(dim=-1)
+        # transformers removes a token when the mass of the tokens *below* it, itself included, is
+        # <= 1 - top_p, i.e. keeps it when the mass *above* it is < top_p; the top token always stays
+        keep = (cum - vals) < self.top_p
+        keep[:, 0] = True
+        remove = torch.ones_like(scores, dtype=torch.bool)
+        remove.scatter_(1, idx, ~keep)
+        return scores.masked_fill(remove, -float("inf"))
+
+
 def _generate_kwargs(max_new_tokens: int, temperature: float, top_p: float, num_samples: int,
                      end_ids: Sequence[int], pad_id: int, extra: Mapping[str, Any]) -> dict[str, Any]:
+    from transformers import LogitsProcessorList
+
     kw: dict[str, Any] = dict(max_new_tokens=max_new_tokens, eos_token_id=list(end_ids), pad_token_id=pad_id)
+    extra = dict(extra)
     if temperature > 0:
-        kw.update(do_sample=True, temperature=float(temperature), top_p=float(top_p), top_k=0)
+        # temperature and top-k off in transformers; our TopP runs after its temperature warper
+        kw.update(do_sample=True, temperature=float(temperature), top_p=1.0, top_k=0)
+        if top_p < 1:
+            custom = list(extra.pop("logits_processor", None) or [])
+            kw["logits_processor"] = LogitsProcessorList(custom + [TopP(top_p)])
     else:
         kw.update(do_sample=False)
     if num_samples > 1:
@@ -539,6 +592,33 @@ def _rng(model: Any, seed: int | None):
             yield
 
     return seeded()
+
+
+def _shared_prefill(model: Any, input_ids: Any, attention_mask: Any, n: int):
+    """Run the prompts through the model once and copy the KV cache ``n`` times.
+
+    ``generate(num_return_sequences=n)`` would copy the prompts first and compute each one ``n``
+    times. Returns ``(input_ids, attention_mask, cache)`` expanded to ``n`` rows per prompt (the cache
+    holds all but the last prompt token, which ``generate`` feeds itself), or the inputs unchanged
+    and ``None`` when this model's cache cannot be prepared this way.
+    """
+    import torch
+
+    if input_ids.shape[1] < 2:
+        return input_ids, attention_mask, None
+    try:
+        from transformers import DynamicCache
+
+        cache = DynamicCache(config=model.config)
+        # left padding: positions count real tokens only (as generate computes them)
+        positions = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+        with torch.no_grad():
+            model(input_ids=input_ids[:, :-1], attention_mask=attention_mask[:, :-1],
+                  position_ids=positions[:, :-1], cache=cache, use_cache=True)
+        cache.batch_repeat_interleave(n)
+    except Exception:  # an architecture whose cache does not work like this: let generate do it
+        return input_ids, attention_mask, None
+    return input_ids.repeat_interleave(n, dim=0), attention_mask.repeat_interleave(n, dim=0), cache
 
 
 def _finish_row(gen: list[int], codec: _Codec, end_ids: set[int], stops: Sequence[str],
@@ -578,6 +658,11 @@ def _run(model: Any, tokenizer: Any, prompt_ids: Sequence[Sequence[int]], *, cod
     kw = _generate_kwargs(max_new_tokens, temperature, top_p, num_samples, end_ids, pad_id, extra)
     if criteria:
         kw["stopping_criteria"] = StoppingCriteriaList(criteria)
+    if num_samples > 1 and "cache" not in kw and "past_key_values" not in kw:
+        input_ids, attention_mask, cache = _shared_prefill(model, input_ids, attention_mask, num_samples)
+        if cache is not None:
+            kw.pop("num_return_sequences", None)
+            kw["cache"] = cache
     with _rng(model, seed):
         out = model.generate(input_ids=input_ids, attention_mask=attention_mask, **kw)
     rows = out[:, width:].tolist()
