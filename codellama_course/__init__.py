@@ -45,6 +45,10 @@ _EXPORTS: dict[str, str] = {
     "complete": "generation",
     "infill": "generation",
     "chat": "generation",
+    # serving and the playground (notebook 07)
+    "LocalServer": "serving",
+    "serve": "serving",
+    "launch_playground": "playground",
     # evaluation (notebook 06)
     "pass_at_k": "evaluation",
     # the nano model (notebook 08)

@@ -28,14 +28,12 @@ Gradio's analytics and version check are off (``GRADIO_ANALYTICS_ENABLED=False``
 ever created; the app listens on 127.0.0.1 unless you pass another host.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations` here: Gradio reads the `gr.Request` annotations at runtime.
 import os
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # before gradio is imported anywhere
 
 import argparse
-import queue
 import sys
 import threading
 import time
@@ -89,6 +87,7 @@ class Details:
         rate = f" · {self.new_tokens / self.seconds:.0f} tokens/s" if self.seconds > 0 and self.new_tokens else ""
         lines = [
             f"**Stopped because:** {self.stop_reason}",
+            "",
             f"**Mode:** {self.mode} · **backend:** {self.backend} · {self.new_tokens} new tokens in "
             f"{self.seconds:.1f} s{rate} · {how}, repetition penalty {s.repetition_penalty}, "
             f"max new tokens {s.max_new_tokens}",
@@ -120,29 +119,10 @@ def _split(code: str) -> tuple[str, str] | None:
 # backends
 
 
-class _IdStreamer:
-    """A ``generate()`` streamer that hands over token ids (not text) through a queue."""
-
-    def __init__(self) -> None:
-        self.queue: queue.Queue = queue.Queue()
-        self._prompt_seen = False
-
-    def put(self, value) -> None:
-        if not self._prompt_seen:  # generate() first pushes the prompt
-            self._prompt_seen = True
-            return
-        for i in value.reshape(-1).tolist():
-            self.queue.put(int(i))
-
-    def end(self) -> None:
-        self.queue.put(None)
-
-
 class LocalBackend:
-    """Generate in this process with a transformers model (nano by default).
-
-    Prompts are token-exact: ``<FILL_ME>`` prompts use :func:`codellama_course.infill_ids` (Meta's
-    layout) and stop at ``▁<EOT>``; plain prompts are ``BOS + tokens`` and stop at ``</s>``.
+    """Generate in this process with a transformers model (nano by default), through the course's own
+    helpers: :func:`codellama_course.complete` / :func:`codellama_course.infill` with ``stream=True``
+    (notebooks 02-03). Prompts are token-exact (``<FILL_ME>``: Meta's infill layout, stop at ``▁<EOT>``).
     """
 
     def __init__(self, model: Any = None, tokenizer: Any = None, *, label: str | None = None):
@@ -158,94 +138,62 @@ class LocalBackend:
         self.label = f"in-process: {label or getattr(model, 'name_or_path', 'model')}"
         self._lock = threading.Lock()  # one generation at a time on a CPU
 
-    def _prompt(self, code: str) -> tuple[str, list[int], list[int], str, str, str]:
-        from .prompts import infill_stop_ids, infill_ids
-
-        split = _split(code)
-        tok = self.tokenizer
-        if split is None:
-            ids = list(tok(code).input_ids)
-            stops = [tok.eos_token_id]
-            return "completion", ids, stops, code, "", ""
-        prefix, suffix = split
-        ids = infill_ids(tok, prefix, suffix)
-        return "infill", ids, infill_stop_ids(tok), tok.decode(ids, skip_special_tokens=False), prefix, suffix
-
     def stream(self, code: str, sampling: Sampling, cancel: threading.Event) -> Iterator[tuple[str, Details]]:
         import torch
-        from transformers import StoppingCriteria, StoppingCriteriaList
+        from transformers import StoppingCriteria
 
-        from .prompts import decode_infill
+        from . import generation
+        from .prompts import infill_ids
 
-        mode, ids, stops, text, prefix, suffix = self._prompt(code)
-        tok = self.tokenizer
-        d = Details(mode=mode, backend=self.label, prompt_text=text, prompt_ids=ids,
-                    prompt_pieces=tok.convert_ids_to_tokens(ids), sampling=sampling,
-                    ids_note=" - exactly what the model sees")
-
-        class _Cancel(StoppingCriteria):
+        class _Cancel(StoppingCriteria):  # the Stop button
             def __call__(self, input_ids, scores, **kwargs):
-                return torch.full((input_ids.shape[0],), cancel.is_set(), dtype=torch.bool,
-                                  device=input_ids.device)
+                return torch.full((input_ids.shape[0],), cancel.is_set(), dtype=torch.bool, device=input_ids.device)
 
-        streamer = _IdStreamer()
-        errors: list[BaseException] = []
-        pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
-
-        def run():
-            try:
-                with torch.inference_mode():
-                    if sampling.seed is not None:
-                        torch.manual_seed(sampling.seed)
-                    self.model.generate(
-                        input_ids=torch.tensor([ids], device=self.model.device),
-                        attention_mask=torch.ones(1, len(ids), dtype=torch.long, device=self.model.device),
-                        streamer=streamer, eos_token_id=stops, pad_token_id=pad,
-                        stopping_criteria=StoppingCriteriaList([_Cancel()]), **sampling.generate_kwargs())
-            except BaseException as e:  # noqa: BLE001 - reported to the caller below
-                errors.append(e)
-                streamer.end()
-
+        tok = self.tokenizer
+        split = _split(code)
+        knobs = dict(max_new_tokens=sampling.max_new_tokens, temperature=sampling.temperature, top_p=sampling.top_p,
+                     seed=sampling.seed, stream=True, repetition_penalty=sampling.repetition_penalty,
+                     stopping_criteria=[_Cancel()])
+        d = Details(backend=self.label, sampling=sampling, ids_note=" - exactly what the model sees")
         with self._lock:
             t0 = time.monotonic()
-            worker = threading.Thread(target=run, name="playground-generate", daemon=True)
-            worker.start()
-            gen: list[int] = []
-            prompt_text = tok.decode(ids[1:], skip_special_tokens=True) if mode == "completion" else ""
-            while True:
-                item = streamer.queue.get()
-                if item is None:
-                    break
-                gen.append(item)
-                body = [i for i in gen if i not in stops]
-                if mode == "infill":
-                    out = prefix + decode_infill(tok, body) + suffix
-                else:  # decode prompt + continuation together so spaces between them come out right
-                    full = tok.decode(ids[1:] + body, skip_special_tokens=True)
-                    out = code + full[len(prompt_text):]
-                d.generated_ids, d.new_tokens, d.seconds = list(gen), len(gen), time.monotonic() - t0
-                yield out, d
-            worker.join()
-            if errors:
-                raise errors[0]
-            d.seconds = time.monotonic() - t0
-            d.stop_reason = _local_stop_reason(gen, stops, sampling, cancel, tok)
-            if not gen:
-                yield (code.replace(FILL_ME, "") if mode == "infill" else code), d
+            if split is None:
+                d.mode, head, tail = "completion", code, ""
+                d.prompt_text, d.prompt_ids = code, list(tok(code).input_ids)
+                stream = generation.complete(self.model, tok, code, **knobs)
             else:
-                yield out, d
+                d.mode, (head, tail) = "infill", split
+                d.prompt_ids = infill_ids(tok, head, tail)
+                d.prompt_text = tok.decode(d.prompt_ids, skip_special_tokens=False)
+                stream = generation.infill(self.model, tok, head, tail, **knobs)
+            d.prompt_pieces = tok.convert_ids_to_tokens(d.prompt_ids)
+            middle = ""
+            for chunk in stream:
+                middle += chunk
+                d.new_tokens += 1  # about one chunk per token; exact count below
+                d.seconds = time.monotonic() - t0
+                yield head + middle + tail, d
+            result = stream.result
+            d.seconds = time.monotonic() - t0
+            d.prompt_ids = list(result.prompt_ids) or d.prompt_ids
+            d.prompt_pieces = tok.convert_ids_to_tokens(d.prompt_ids)
+            d.generated_ids = list(result.token_ids)
+            d.new_tokens = len(d.generated_ids)
+            d.stop_reason = _local_stop_reason(result.finish_reason, d.generated_ids, sampling, cancel, tok)
+            text = result.text if split is not None else code + result.text
+            yield text, d
 
 
-def _local_stop_reason(gen: list[int], stops: list[int], sampling: Sampling, cancel: threading.Event, tok) -> str:
+def _local_stop_reason(finish: str, gen: list[int], sampling: Sampling, cancel: threading.Event, tok) -> str:
     if cancel.is_set():
         return "stopped by you (Stop button)"
-    if gen and gen[-1] in stops:
+    if finish in ("eot", "eos") and gen:
         piece = tok.convert_ids_to_tokens(gen[-1])
-        what = "end of the infill" if piece.endswith("<EOT>") else "end of sequence"
+        what = "end of the infill" if finish == "eot" else "end of sequence"
         return f"{what}: the model generated `{piece}` (id {gen[-1]})"
-    if len(gen) >= sampling.max_new_tokens:
+    if finish == "length":
         return f"token budget: max new tokens ({sampling.max_new_tokens}) reached"
-    return "the model's generation config ended it (max_length)"
+    return f"finish_reason={finish!r}"
 
 
 class RemoteBackend:
@@ -352,10 +300,10 @@ def _theme():
                           font_mono=["ui-monospace", "Consolas", "monospace"])
 
 
-CSS = "#code-input textarea {font-family: ui-monospace, Consolas, monospace;}"
+CSS = "#code-input textarea, #output textarea {font-family: ui-monospace, Consolas, monospace;}"
 
 DESCRIPTION = """\
-# 🦙 Code Llama playground
+# Code Llama playground
 Type code and press **Generate** to continue it. Put one `<FILL_ME>` where code should be **filled in**
 (infilling: 7B/13B/70B base and Instruct, and nano; not 34B or the Python models).
 Under the output: the exact prompt and token ids that were sent, and why generation stopped.
@@ -402,17 +350,22 @@ def build_app(backend: Any = None, *, title: str = "Code Llama playground", defa
         with gr.Row():
             go = gr.Button("Generate", variant="primary", elem_id="generate")
             halt = gr.Button("Stop", elem_id="stop")
-        output = gr.Code(label="Output", language="python", lines=12, elem_id="output", interactive=False)
-        with gr.Accordion("Settings (the Space's defaults)", open=False):
+        # A monospace Textbox, not gr.Code: gr.Code strips leading/trailing whitespace, and whitespace is code.
+        output = gr.Textbox(label="Output", lines=14, max_lines=40, elem_id="output", interactive=False,
+                            autoscroll=True)
+        with gr.Accordion("Settings (the Space's defaults)", open=False, elem_id="settings"):
             with gr.Row():
-                temperature = gr.Slider(0.0, 1.0, value=defaults.temperature, step=0.05, label="Temperature",
+                temperature = gr.Slider(0.0, 1.0, value=defaults.temperature, step=0.05, label="Temperature", elem_id="temperature",
                                         info="Higher: more varied. 0 = greedy (always the most likely token)")
                 top_p = gr.Slider(0.05, 1.0, value=defaults.top_p, step=0.05, label="Top-p (nucleus sampling)",
+                                  elem_id="top-p",
                                   info="Sample only from the most likely tokens covering this probability")
             with gr.Row():
                 max_new = gr.Slider(1, 1024, value=defaults.max_new_tokens, step=1, label="Max new tokens",
+                                    elem_id="max-new-tokens",
                                     info="The token budget of one generation")
                 rep = gr.Slider(1.0, 2.0, value=defaults.repetition_penalty, step=0.05, label="Repetition penalty",
+                                elem_id="repetition-penalty",
                                 info="Penalise tokens already in the text (1.0 = off)")
         with gr.Accordion("What was sent, and why it stopped", open=True):
             details = gr.Markdown("Press **Generate**.", elem_id="details")
