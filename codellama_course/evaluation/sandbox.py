@@ -38,6 +38,7 @@ import tempfile
 import threading
 import time
 import warnings
+from collections import deque
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Callable, Iterable, Iterator, Sequence
@@ -292,9 +293,15 @@ class _Worker:
             self.kill()
             raise RuntimeError(f"sandbox worker failed to start ({box.isolation}): {e!r}") from e
 
-    def kill(self) -> None:
+    def kill(self, graceful: bool = False) -> None:
         if self.proc is None:
             return
+        if graceful:  # EOF on its stdin: the worker cleans up and exits (so its CPU time is accounted)
+            try:
+                self.proc.stdin.close()
+                self.proc.wait(timeout=5)
+            except (OSError, subprocess.TimeoutExpired):
+                pass
         try:
             os.killpg(self.proc.pid, signal.SIGKILL)
         except OSError:
@@ -319,20 +326,13 @@ class _Worker:
         self.restarts += 1
         self.start()
 
-    def request(self, req: dict, budget: float) -> dict:
+    def send(self, req: dict) -> None:
         if self.proc is None:
             self.start()
-        try:
-            _write_frame(self.proc.stdin.fileno(), req)
-            return _read_frame(self.proc.stdout.fileno(), time.monotonic() + budget)
-        except TimeoutError:
-            result = {"result": "timed out"}
-        except (EOFError, OSError, ValueError):
-            result = {"result": "failed: the sandbox worker died while running this sample"}
-        if req.get("strict"):
-            result["strict_result"] = result["result"]
-        self.restart()
-        return result
+        _write_frame(self.proc.stdin.fileno(), req)
+
+    def recv(self, deadline: float) -> dict:
+        return _read_frame(self.proc.stdout.fileno(), deadline)
 
 
 class Sandbox:
@@ -362,6 +362,7 @@ class Sandbox:
         drop_uid: bool | None = None,
         quiet: bool = False,
         debug: bool = False,
+        depth: int = 3,
     ):
         self.workers = max(1, int(workers or min(4, os.cpu_count() or 1)))
         self.timeout = float(timeout)
@@ -374,6 +375,7 @@ class Sandbox:
             if not all(_world_traversable(p) for p in needed):
                 self.drop_uid = False
         self.debug = debug
+        self.depth = max(1, int(depth))
         self.node = shutil.which("node")
         self._host_pidns = os.readlink("/proc/self/ns/pid") if os.path.exists("/proc/self/ns/pid") else None
         self._tmp_root = None if self.isolation == "bwrap" else tempfile.mkdtemp(prefix="codellama-eval-")
@@ -438,7 +440,7 @@ class Sandbox:
 
     def close(self) -> None:
         for w in self._workers:
-            w.kill()
+            w.kill(graceful=True)
         self._workers = []
         if self._tmp_root:
             shutil.rmtree(self._tmp_root, ignore_errors=True)
@@ -490,29 +492,69 @@ class Sandbox:
             todo.put(i)
         errors: list[BaseException] = []
 
+        def budget(i: int) -> float:
+            t = float(jobs[i].get("timeout", self.timeout))
+            return (t + 1.0) * (3 if jobs[i].get("strict") else 1) + 10.0
+
+        def finish(i: int, res: dict) -> None:
+            res.pop("id", None)
+            res["passed"] = res["result"] == "passed"
+            if jobs[i].get("strict"):
+                res.setdefault("strict_result", res["result"])
+                res["strict_passed"] = res["passed"] and res["strict_result"] == "passed"
+            out[i] = res
+            if progress:
+                progress(1)
+
         def serve(worker: _Worker):
-            while True:
-                try:
-                    i = todo.get_nowait()
-                except queue.Empty:
-                    return
-                try:
-                    req = dict(jobs[i])
-                    req.setdefault("timeout", self.timeout)
-                    req["id"] = i
-                    t = float(req["timeout"])
-                    budget = (t + 1.0) * (3 if req.get("strict") else 1) + 10.0
-                    res = worker.request(req, budget)
-                    res.pop("id", None)
-                    res["passed"] = res["result"] == "passed"
-                    if "strict_result" in res:
-                        res["strict_passed"] = res["passed"] and res["strict_result"] == "passed"
-                    out[i] = res
-                    if progress:
-                        progress(1)
-                except BaseException as e:  # noqa: BLE001
-                    errors.append(e)
-                    return
+            # Keep `depth` requests queued at the worker so it never waits for us; the head of
+            # the queue is the one running, and its deadline starts when the one before it ended.
+            inflight: deque[int] = deque()
+            head_started = time.monotonic()
+            try:
+                while True:
+                    while len(inflight) < self.depth:
+                        try:
+                            i = todo.get_nowait()
+                        except queue.Empty:
+                            break
+                        req = dict(jobs[i])
+                        req.setdefault("timeout", self.timeout)
+                        req["id"] = i
+                        if not inflight:
+                            head_started = time.monotonic()
+                        try:
+                            worker.send(req)
+                        except OSError:
+                            pass  # a dead worker shows up in recv below
+                        inflight.append(i)
+                    if not inflight:
+                        return
+                    i = inflight[0]
+                    try:
+                        res = worker.recv(head_started + budget(i))
+                        if res.get("id") != i:
+                            raise ValueError("out of order reply")
+                    except TimeoutError:
+                        res = {"result": "timed out"}
+                    except (EOFError, OSError, ValueError, struct.error):
+                        res = {"result": "failed: the sandbox worker died while running this sample"}
+                    else:
+                        inflight.popleft()
+                        head_started = time.monotonic()
+                        finish(i, res)
+                        continue
+                    # the worker is gone or stuck: the head sample gets the verdict, the queued
+                    # ones never started and go back to the queue
+                    inflight.popleft()
+                    finish(i, res)
+                    for j in inflight:
+                        todo.put(j)
+                    inflight.clear()
+                    worker.restart()
+                    head_started = time.monotonic()
+            except BaseException as e:  # noqa: BLE001
+                errors.append(e)
 
         threads = [threading.Thread(target=serve, args=(w,), daemon=True) for w in self._workers]
         for t in threads:
@@ -522,6 +564,22 @@ class Sandbox:
         if errors:
             raise errors[0]
         return out  # type: ignore[return-value]
+
+    def cpu_seconds(self) -> float:
+        """CPU time the current workers and every sample they ran have used so far.
+
+        (bubblewrap does not hand its children's CPU time up to us, so the workers report it.)
+        """
+        total = 0.0
+        for w in self._workers:
+            if w.proc is None:
+                continue
+            try:
+                w.send({"kind": "stats", "id": "stats"})
+                total += float(w.recv(time.monotonic() + 10)["cpu"])
+            except (OSError, EOFError, TimeoutError, ValueError, KeyError):
+                pass
+        return total
 
     def check(self, problem: dict, completion: str, *, strict: bool = False, timeout: float | None = None) -> dict:
         """Run one sample (convenience for notebooks and tests)."""
