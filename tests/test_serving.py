@@ -180,6 +180,24 @@ def test_fim_prompt_text_uses_the_special_pieces():
         serving.fim_prompt(tok, "a <FILL_ME> b <FILL_ME>")
 
 
+def test_fim_over_text_is_not_exact_with_code_llamas_real_vocabulary(tmp_path):
+    """What notebook 07 states: with CodeLlama-7b/13b's vocabulary, a text FIM prompt re-tokenized by the
+    Hugging Face tokenizer (what a server does) differs from Meta's ids on whitespace runs."""
+    from _meta_reference import (GOLDEN_INFILL, GOLDEN_PREFIX, GOLDEN_SUFFIX, VOCAB_7B, load_tokenizer,
+                                 make_folder, require)
+
+    tok = load_tokenizer(make_folder(tmp_path / "cl7b", require(VOCAB_7B)))
+    fp = serving.fim_prompt(tok, GOLDEN_PREFIX, GOLDEN_SUFFIX)
+    assert fp.ids == GOLDEN_INFILL  # what we meant to send: Meta's ids
+    assert not fp.exact and fp.first_difference() == 18  # the indentation before '"""'
+    assert tok.convert_ids_to_tokens(fp.ids[18:20]) == ["▁▁▁", '▁"""']
+    assert tok.convert_ids_to_tokens(fp.server_ids[18:20]) == ["▁▁▁▁", '""']
+    assert serving.fim_prompt(tok, "    <FILL_ME>").exact  # no whitespace run next to a word: exact
+    # the Space's text template reaches the special pieces on this tokenizer, but is not exact either
+    space = list(tok(serving.SPACE_FIM_TEMPLATE.format(prefix=GOLDEN_PREFIX, suffix=GOLDEN_SUFFIX)).input_ids)
+    assert space[1] == GOLDEN_INFILL[1] and space != GOLDEN_INFILL
+
+
 # --------------------------------------------------------------------------------------------
 # the real server
 
