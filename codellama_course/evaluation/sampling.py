@@ -45,6 +45,7 @@ class GenerationConfig:
     temperature: float = 0.2
     top_p: float = 0.95
     max_length: int = 512  # prompt + completion, in tokens
+    max_new_tokens: int | None = None  # an extra cap on new tokens (CPU demos); None = only max_length
     batch_size: int | None = None  # samples per call; None = all n of a task at once
     strip_prompt: bool = True
     stop: Sequence[str] | None = None  # None = the language's stop sequences
@@ -117,6 +118,8 @@ class LocalBackend:
         tok = self.tokenizer
         ids = tok(prompt, return_tensors="pt").input_ids.to(self.model.device)
         budget = config.max_length - ids.shape[1]
+        if config.max_new_tokens is not None:
+            budget = min(budget, config.max_new_tokens)
         if budget <= 0:
             return [""] * n
         torch.manual_seed(seed)
@@ -168,7 +171,8 @@ def _token_budget(config: GenerationConfig, prompt: str, tokenizer) -> int:
         used = len(tokenizer(prompt).input_ids)
     else:  # no tokenizer at hand: ~3 characters per token for code (a conservative estimate)
         used = len(prompt) // 3
-    return max(1, config.max_length - used)
+    budget = max(1, config.max_length - used)
+    return min(budget, config.max_new_tokens) if config.max_new_tokens is not None else budget
 
 
 class TGIBackend:
