@@ -31,7 +31,7 @@ ever created; the app listens on 127.0.0.1 unless you pass another host.
 # No `from __future__ import annotations` here: Gradio reads the `gr.Request` annotations at runtime.
 import os
 
-os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # before gradio is imported anywhere
+os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"  # no telemetry, no version check; before gradio is imported
 
 import argparse
 import sys

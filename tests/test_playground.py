@@ -93,6 +93,7 @@ def test_completion_budget_and_stop_button(nano_backend):
 @needs_nano
 def test_build_app_has_the_space_controls(nano_backend):
     demo = playground.build_app(nano_backend)
+    assert demo.analytics_enabled is False
     config = demo.get_config_file()
     sliders = {c["props"]["label"]: c["props"]["value"] for c in config["components"]
                if c.get("type") == "slider"}

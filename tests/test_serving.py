@@ -306,13 +306,11 @@ def test_remote_playground_backend_against_the_server(server):
 
 
 @pytest.mark.slow
-def test_stop_frees_the_port_and_then_the_endpoint_is_unreachable():
-    if not (NANO_DIR / "config.json").is_file():
-        pytest.skip("nano model not built yet")
-    srv = LocalServer(NANO_DIR, startup_timeout=180).start()
-    url, port = srv.url, srv.port
-    srv.stop()
-    srv.stop()  # idempotent
-    assert not srv.is_running and not serving.port_in_use(port)
+def test_stop_frees_the_port_and_then_the_endpoint_is_unreachable(server):
+    """Last in this file: stops the shared server (the fixture's own stop() is then a no-op)."""
+    url, port = server.url, server.port
+    server.stop()
+    server.stop()  # idempotent
+    assert not server.is_running and not serving.port_in_use(port)
     with pytest.raises(EndpointUnreachableError):
         serving.check_endpoint(url, timeout=2)
