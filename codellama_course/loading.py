@@ -30,7 +30,7 @@ from difflib import get_close_matches
 from pathlib import Path
 from typing import Any
 
-from .quantization import normalize_precision, quantization_config, torch_dtype
+from .quantization import gpu_has_native_bf16, load_dtype, normalize_precision, quantization_config, torch_dtype
 from .registry import FAMILY, Variant, find_variant, get_variant, nano_dir, variant_from_folder
 
 __all__ = ["load", "resolve_model", "auto_precision", "ENV_VAR", "TASKS", "LoadError", "ModelNotAvailableError",
@@ -194,7 +194,7 @@ def auto_precision(variant: Variant | str | None = None) -> str:
     if variant is not None:
         v = variant if isinstance(variant, Variant) else find_variant(str(variant))
     if torch.cuda.is_available():
-        dense = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        dense = "bf16" if gpu_has_native_bf16() else "fp16"  # a T4 emulates bf16: is_bf16_supported() says True
         if v is not None:
             from .memory import estimate_memory
             from .quantization import bitsandbytes_status
@@ -291,7 +291,8 @@ def load(model: str | None = None, precision: str = "auto", *, task: str = "base
     """Load ``(model, tokenizer)``: ``"nano"``, a Hub id, a family name (``"7b-instruct"``) or a local folder.
 
     ``precision``: ``"auto"`` (see :func:`auto_precision`), ``"fp32"``, ``"bf16"``, ``"fp16"``, ``"8bit"``,
-    ``"4bit"``. Extra keyword arguments go to ``AutoModelForCausalLM.from_pretrained``.
+    ``"4bit"`` (= ``"nf4"``; also ``"fp4"``, ``"nf4-nodq"``, ``"fp4-nodq"``, or a ``BitsAndBytesConfig``: see
+    ``quantization.py``). Extra keyword arguments go to ``AutoModelForCausalLM.from_pretrained``.
     Raises :class:`ModelNotAvailableError`, :class:`GatedModelError`, :class:`ModelWillNotFitError` or
     ``BitsAndBytesUnavailableError`` with what to do instead — before downloading anything.
     """
@@ -330,18 +331,19 @@ def load(model: str | None = None, precision: str = "auto", *, task: str = "base
         if variant is None:  # a fine-tune or another Llama: its config.json (a few hundred bytes) is enough
             variant = _variant_from_hub_config(model_id, token)
 
+    requested = precision  # "fp4", "nf4-nodq", a BitsAndBytesConfig...: quantization_config() keeps the details
     precision = normalize_precision(precision)
     if precision == "auto":
-        precision = auto_precision(variant)
+        precision = requested = auto_precision(variant)
     if check_fit and variant is not None:
         _check_fit(variant, precision, label)
 
     load_kwargs: dict[str, Any] = {}
-    qconfig = quantization_config(precision)  # raises if bitsandbytes is missing
+    # raises if bitsandbytes is missing, or if a layer shape is one bitsandbytes' CPU 4-bit kernel rejects
+    qconfig = quantization_config(requested, model=variant)
     if qconfig is not None:
         load_kwargs["quantization_config"] = qconfig
-        load_kwargs["dtype"] = qconfig.bnb_4bit_compute_dtype if precision == "4bit" else (
-            torch.bfloat16 if not torch.cuda.is_available() or torch.cuda.is_bf16_supported() else torch.float16)
+        load_kwargs["dtype"] = load_dtype(qconfig)
     else:
         load_kwargs["dtype"] = torch_dtype(precision)
     if device_map == "default":
