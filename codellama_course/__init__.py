@@ -49,6 +49,11 @@ _EXPORTS: dict[str, str] = {
     "LocalServer": "serving",
     "serve": "serving",
     "launch_playground": "playground",
+    # 4-bit and 8-bit (notebook 05)
+    "measure_precisions": "quantization",
+    "family_fit": "quantization",
+    "plot_family_fit": "quantization",
+    "roofline_table": "quantization",
     # evaluation (notebook 06)
     "pass_at_k": "evaluation",
     # the nano model (notebook 08)
