@@ -367,7 +367,8 @@ class LocalServer:
             raise ValueError("quantization must be None, 'bnb-4bit' or 'bnb-8bit'")
         self.model_id, self.label = _resolve_model_folder(model)
         self.host = host
-        self.port = port
+        self._requested_port = port
+        self.port = port  # the port in use once started
         self.chat_template = self._chat_template(chat_template)
         self.quantization = quantization
         self.continuous_batching = continuous_batching
@@ -446,10 +447,20 @@ class LocalServer:
         """Start the server and wait until ``/health`` answers. Idempotent while running."""
         if self.is_running:
             return self
-        if self.port is not None and port_in_use(self.port, self.host):
-            raise PortInUseError(f"Port {self.port} on {self.host} is already in use (another server, or an earlier "
+        requested = self._requested_port
+        if requested is not None and port_in_use(requested, self.host):
+            raise PortInUseError(f"Port {requested} on {self.host} is already in use (another server, or an earlier "
                                  "one still running?). Pass port=None to pick a free port, or stop the other process.")
-        port = self.port if self.port is not None else free_port(self.host)
+        for attempt in range(2):
+            try:
+                return self._start_on(requested if requested is not None else free_port(self.host))
+            except PortInUseError:
+                # a port picked for us was taken between picking and binding: pick another, once
+                if requested is not None or attempt:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _start_on(self, port: int) -> "LocalServer":
         if self._log_path is None:
             fd, name = tempfile.mkstemp(prefix="transformers-serve-", suffix=".log")
             os.close(fd)
@@ -549,11 +560,15 @@ def serve(model: str | os.PathLike[str] | None = None, **kwargs) -> LocalServer:
 
 def openai_client(url_or_server: Any, *, api_key: str | None = None, timeout: float = 120.0):
     """An ``openai.OpenAI`` client for an OpenAI-compatible server (``…/v1``): transformers serve, vLLM,
-    TGI's Messages API, Inference Endpoints. Local servers need no key; retries are off so that errors show at once."""
+    TGI's Messages API, Inference Endpoints. Local servers need no key; for Inference Endpoints ``HF_TOKEN`` is
+    used when ``api_key`` is not given. Retries are off so that errors show at once."""
     from openai import OpenAI
 
     base = _base_url(url_or_server)
-    key = api_key or os.environ.get("HF_TOKEN") if not _is_loopback(urllib.parse.urlsplit(base).hostname or "") else api_key
+    host = urllib.parse.urlsplit(base).hostname or ""
+    key = api_key
+    if key is None and (host == "huggingface.co" or host.endswith((".huggingface.cloud", ".huggingface.co"))):
+        key = os.environ.get("HF_TOKEN")  # your Hugging Face token goes to Hugging Face only
     return OpenAI(base_url=base + "/v1", api_key=key or "not-needed", timeout=timeout, max_retries=0)
 
 
