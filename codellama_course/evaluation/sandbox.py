@@ -473,6 +473,8 @@ class Sandbox:
             "test": problem["test"],
             "strict": bool(strict),
         }
+        if "task_id" in problem:
+            req["task_id"] = problem["task_id"]
         if req["kind"] == "python":
             req["entry_point"] = problem["entry_point"]
         if timeout is not None:
@@ -484,7 +486,8 @@ class Sandbox:
         jobs: Sequence[dict],
         progress: Callable[[int], None] | None = None,
     ) -> list[dict]:
-        """Run every job; returns one result dict per job, in order (``result``, ``passed`` ...)."""
+        """Run every job; returns one result dict per job, in order: ``result``, ``passed`` (and
+        ``strict_result``, ``strict_passed``), plus the job's ``task_id`` -- ready for ``aggregate``."""
         self.start()
         out: list[dict | None] = [None] * len(jobs)
         todo: "queue.Queue[int]" = queue.Queue()
@@ -498,6 +501,8 @@ class Sandbox:
 
         def finish(i: int, res: dict) -> None:
             res.pop("id", None)
+            if "task_id" in jobs[i]:
+                res["task_id"] = jobs[i]["task_id"]
             res["passed"] = res["result"] == "passed"
             if jobs[i].get("strict"):
                 res.setdefault("strict_result", res["result"])
