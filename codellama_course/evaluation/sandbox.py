@@ -378,9 +378,7 @@ class Sandbox:
         self.depth = max(1, int(depth))
         self.node = shutil.which("node")
         self._host_pidns = os.readlink("/proc/self/ns/pid") if os.path.exists("/proc/self/ns/pid") else None
-        self._tmp_root = None if self.isolation == "bwrap" else tempfile.mkdtemp(prefix="codellama-eval-")
-        if self._tmp_root:
-            os.chmod(self._tmp_root, 0o755)
+        self._tmp_root: str | None = None  # scratch folders outside bubblewrap (made in start())
         home = os.path.expanduser("~")
         keep = sorted({sys.prefix, sys.base_prefix, os.path.dirname(os.path.realpath(sys.executable))}
                       | {p for p in sys.path if p and os.path.isabs(p)})
@@ -419,6 +417,9 @@ class Sandbox:
     # -- lifecycle
     def start(self) -> "Sandbox":
         if not self._workers:
+            if self.isolation != "bwrap" and not (self._tmp_root and os.path.isdir(self._tmp_root)):
+                self._tmp_root = tempfile.mkdtemp(prefix="codellama-eval-")
+                os.chmod(self._tmp_root, 0o755)
             self._workers = [_Worker(self, i) for i in range(self.workers)]
             errors = []
 
@@ -438,9 +439,9 @@ class Sandbox:
                 raise errors[0]
         return self
 
-    def close(self) -> None:
+    def close(self, graceful: bool = True) -> None:
         for w in self._workers:
-            w.kill(graceful=True)
+            w.kill(graceful=graceful)
         self._workers = []
         if self._tmp_root:
             shutil.rmtree(self._tmp_root, ignore_errors=True)
@@ -453,7 +454,7 @@ class Sandbox:
 
     def __del__(self):  # pragma: no cover
         try:
-            self.close()
+            self.close(graceful=False)
         except Exception:
             pass
 
