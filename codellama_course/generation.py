@@ -537,21 +537,25 @@ class TopP(_logits_processor_base()):  # type: ignore[misc]
     def __call__(self, input_ids, scores):
         import torch
 
-        vocab = scores.shape[-1]
         probs = scores.float().softmax(dim=-1)
-        k = min(self.k, vocab)
+        k = min(self.k, scores.shape[-1])
         vals, idx = probs.topk(k, dim=-1)  # sorted, most likely first
-        cum = vals.cumsum(dim=-1)
-        if k < vocab and bool((cum[:, -1] < self.top_p).any()):
-            vals, idx = probs.sort(dim=-1, descending=True)
-            cum = vals.cumsum(dim=-1)
+        remove = self._remove(vals, idx, scores.shape)
+        short = (vals.sum(dim=-1) < self.top_p).nonzero().flatten()  # rows whose nucleus is wider
+        if k < scores.shape[-1] and short.numel():
+            vals, idx = probs[short].sort(dim=-1, descending=True)
+            remove[short] = self._remove(vals, idx, (short.numel(), scores.shape[-1]))
+        return scores.masked_fill(remove, -float("inf"))
+
+    def _remove(self, vals, idx, shape):
+        import torch
+
         # transformers removes a token when the mass of the tokens *below* it, itself included, is
         # <= 1 - top_p, i.e. keeps it when the mass *above* it is < top_p; the top token always stays
-        keep = (cum - vals) < self.top_p
+        keep = (vals.cumsum(dim=-1) - vals) < self.top_p
         keep[:, 0] = True
-        remove = torch.ones_like(scores, dtype=torch.bool)
-        remove.scatter_(1, idx, ~keep)
-        return scores.masked_fill(remove, -float("inf"))
+        remove = torch.ones(shape, dtype=torch.bool, device=vals.device)
+        return remove.scatter_(1, idx, ~keep)
 
 
 def _generate_kwargs(max_new_tokens: int, temperature: float, top_p: float, num_samples: int,

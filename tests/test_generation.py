@@ -463,6 +463,9 @@ NANO_INFILLS = [
     ("import os\n", "\n\nprint(os.getcwd())\n"),
     ('def remove_non_ascii(s: str) -> str:\n    """ ', "\n    return result\n"),
     ("for i in range(10):\n    ", "\n"),
+    ("def is_even(n):\n    ", "\n\n\nprint(is_even(4))\n"),
+    ("class Point:\n    def __init__(self, x, y):\n        self.x = x\n",
+     "\n\n    def norm(self):\n        return (self.x ** 2 + self.y ** 2) ** 0.5\n"),
 ]
 
 
@@ -485,13 +488,14 @@ def test_nano_infill_stops_at_eot(nano):
 # ------------------------------------------------------------------------------------------------
 # top-p: the same tokens as transformers' TopPLogitsWarper, cheaper
 # ------------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("scale", [0.05, 1.0, 4.0, 12.0])  # flat (full-sort fallback) ... peaked (top-k path)
+@pytest.mark.parametrize("scale", [0.05, 1.0, 4.0, 12.0, "mixed"])  # flat (full sort) ... peaked (top-k only)
 @pytest.mark.parametrize("top_p", [0.1, 0.5, 0.9, 0.95])  # 1.0: neither filters
 def test_top_p_keeps_what_transformers_keeps(scale, top_p):
     from transformers.generation.logits_process import TopPLogitsWarper
 
-    g = torch.Generator().manual_seed(int(scale * 100) + int(top_p * 1000))
-    scores = torch.randn(12, 4096, generator=g) * scale
+    g = torch.Generator().manual_seed(int(top_p * 1000) + (7 if scale == "mixed" else int(scale * 100)))
+    scales = torch.tensor([0.05, 12.0, 1.0, 4.0] * 3)[:, None] if scale == "mixed" else scale
+    scores = torch.randn(12, 4096, generator=g) * scales
     ours = generation.TopP(top_p)(None, scores.clone())
     theirs = TopPLogitsWarper(top_p)(None, scores.clone())
     assert torch.equal(torch.isinf(ours), torch.isinf(theirs))
