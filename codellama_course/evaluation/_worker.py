@@ -21,7 +21,8 @@ Verdicts: ``passed``, ``failed: <why>``, ``timed out``, ``failed: crashed (SIGSE
 
 Strict mode (Python) runs the tests in a *judge* process forked from this
 worker (it never runs sample code) while the candidate function lives in a
-separate, freshly exec'd interpreter that never sees the tests; only plain data
+separate process, forked from a freshly exec'd zygote interpreter, that never
+sees the tests; only plain data
 (None, bool, int, float, complex, str, bytes, list, tuple, dict, set,
 frozenset) crosses between them, so a forged ``__eq__`` or patched builtins
 cannot reach the assertions.
@@ -451,27 +452,60 @@ def reap():
             return
 
 
+def others_in_namespace(exempt):
+    """Live processes in our PID namespace other than init, us and ``exempt`` (zombies are dead)."""
+    me, out = os.getpid(), []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        pid = int(entry)
+        if pid in (1, me) or pid in exempt:
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                state = f.read().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue
+        if state not in ("Z", "X"):
+            out.append(pid)
+    return out
+
+
 def cleanup(cfg, pids):
-    """Kill everything the sample started; we are a child subreaper so orphans come back to us."""
+    """Kill everything the sample started; we are a child subreaper so orphans come back to us.
+
+    Inside a private PID namespace that is everything but init, us and the strict-mode zygote.
+    """
+    exempt = {ZYGOTE["pid"]} if ZYGOTE else set()
     kill_tree(pids)
     end = time.monotonic() + 2.0
     while time.monotonic() < end:
         if cfg["private_pidns"]:
-            try:
-                os.kill(-1, signal.SIGKILL)  # everything in our PID namespace except init and us
-            except OSError:
-                pass
-        kids = my_children()
-        kill_tree(kids)
+            if exempt:
+                for pid in others_in_namespace(exempt):
+                    try:
+                        os.kill(pid, signal.SIGKILL)
+                    except OSError:
+                        pass
+            else:
+                try:
+                    os.kill(-1, signal.SIGKILL)  # everything in our PID namespace except init and us
+                except OSError:
+                    pass
+        kill_tree([k for k in my_children() if k not in exempt])
         reap()
-        if not my_children():
+        if not [k for k in my_children() if k not in exempt]:
             if not cfg["private_pidns"]:
                 return
-            try:
-                os.kill(-1, 0)
-            except OSError as e:
-                if e.errno == errno.ESRCH:
+            if exempt:
+                if not others_in_namespace(exempt):
                     return
+            else:
+                try:
+                    os.kill(-1, 0)
+                except OSError as e:
+                    if e.errno == errno.ESRCH:
+                        return
         time.sleep(0.002)
 
 
@@ -752,38 +786,144 @@ def judge_child(cfg, req, to_cand, from_cand, vfd):
     os._exit(0)
 
 
+# The zygote: a freshly exec'd interpreter (it never held a test in memory) that forks strict-mode
+# candidates in ~1 ms instead of starting an interpreter per sample. It gets the candidate's pipes
+# over a unix socket (SCM_RIGHTS); the candidate reads its code from the pipe, as before.
+ZYGOTE = None
+
+
+def zygote_main(fd, cfg):
+    import gc
+    import socket
+
+    sock = socket.socket(fileno=fd)
+    sys.path[:] = cfg["sys_path"]
+    prctl(PR_SET_CHILD_SUBREAPER, 1)
+    prctl(PR_SET_DUMPABLE, 0)
+    signal.signal(signal.SIGCHLD, lambda *args: reap())
+    gc.collect()
+    gc.freeze()
+    zcfg = dict(cfg, private_pidns=False)  # never kill(-1) from here: it would hit the worker
+    while True:
+        try:
+            msg, fds, _, _ = socket.recv_fds(sock, 65536, 4)
+        except InterruptedError:
+            continue
+        except OSError:
+            break
+        if not msg:
+            break
+        req = json.loads(msg)
+        if req.get("op") == "clean":
+            for f in fds:
+                os.close(f)
+            cleanup(zcfg, my_children())
+            sock.send(b'{"ok": true}')
+            continue
+        if req.get("op") != "spawn" or len(fds) != 2:
+            for f in fds:
+                os.close(f)
+            sock.send(b'{"error": "bad request"}')
+            continue
+        j2c_r, c2j_w = fds
+        pid = os.fork()
+        if pid == 0:
+            try:
+                signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+                enter_child(cfg, [j2c_r, c2j_w], cfg.get("uid"), float(req["timeout"]) + 1, scratch=req["scratch"])
+                setup = read_frame(j2c_r)
+                serve_candidate(setup, lambda: read_frame(j2c_r), lambda obj: write_frame(c2j_w, obj))
+            finally:
+                os._exit(0)
+        os.close(j2c_r)
+        os.close(c2j_w)
+        sock.send(json.dumps({"pid": pid}).encode())
+    os._exit(0)
+
+
+def zygote(cfg):
+    """The running zygote (started on first use), or None if it cannot be started."""
+    global ZYGOTE
+    import socket
+
+    if ZYGOTE is not None:
+        return ZYGOTE
+    a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    zcfg = {k: cfg[k] for k in ("uid", "limits", "sys_path", "judge_uid")}
+    zcfg["private_pidns"] = False
+    pid = os.fork()
+    if pid == 0:
+        try:
+            a.close()
+            fd = b.fileno()
+            os.set_inheritable(fd, True)
+            os.closerange(3, fd)
+            os.closerange(fd + 1, 1 << 16)
+            os.execv(sys.executable, [sys.executable, "-I", "-c", WORKER_SRC, "--zygote", str(fd), json.dumps(zcfg)])
+        finally:
+            os._exit(73)
+    b.close()
+    a.settimeout(30)
+    ZYGOTE = {"pid": pid, "sock": a}
+    return ZYGOTE
+
+
+def zygote_call(msg, fds=()):
+    import socket
+
+    z = ZYGOTE
+    try:
+        socket.send_fds(z["sock"], [json.dumps(msg).encode()], list(fds))
+        reply = z["sock"].recv(4096)
+        if not reply:
+            raise EOFError
+        return json.loads(reply)
+    except (OSError, EOFError, ValueError):
+        zygote_stop()
+        return None
+
+
+def zygote_stop():
+    global ZYGOTE
+    z, ZYGOTE = ZYGOTE, None
+    if z:
+        try:
+            os.kill(z["pid"], signal.SIGKILL)
+        except OSError:
+            pass
+        z["sock"].close()
+        reap()
+
+
 def run_python_strict(cfg, req):
     compat = run_python(cfg, req)
     scratch = fresh_scratch(cfg)
     timeout = float(req["timeout"])
     j2c_r, j2c_w = os.pipe()
     c2j_r, c2j_w = os.pipe()
-    cand = os.fork()
-    if cand == 0:
-        try:
-            for fd in (j2c_w, c2j_r):
-                os.close(fd)
-            enter_child(cfg, [j2c_r, c2j_w], cfg.get("uid"), timeout + 1, scratch=scratch)
-            os.set_inheritable(j2c_r, True)
-            os.set_inheritable(c2j_w, True)
-            os.execv(sys.executable, [sys.executable, "-I", "-S", "-c", CANDIDATE_SRC, str(j2c_r), str(c2j_w)])
-        finally:
-            os._exit(71)
+    setup = {"prompt": req["prompt"], "completion": req["completion"], "entry_point": req["entry_point"],
+             "scratch": scratch}
+    cand = None
+    if cfg.get("zygote", True) and zygote(cfg) is not None:
+        reply = zygote_call({"op": "spawn", "scratch": scratch, "timeout": timeout}, [j2c_r, c2j_w])
+        cand = reply.get("pid") if reply else None
+    if cand is None:  # no zygote: start a fresh interpreter for the candidate
+        setup.update(sys_path=cfg["sys_path"], candidate_src=WORKER_SRC[: WORKER_SRC.index(PROCESS_HELPERS_MARK)])
+        cand = os.fork()
+        if cand == 0:
+            try:
+                for fd in (j2c_w, c2j_r):
+                    os.close(fd)
+                enter_child(cfg, [j2c_r, c2j_w], cfg.get("uid"), timeout + 1, scratch=scratch)
+                os.set_inheritable(j2c_r, True)
+                os.set_inheritable(c2j_w, True)
+                os.execv(sys.executable, [sys.executable, "-I", "-S", "-c", CANDIDATE_SRC, str(j2c_r), str(c2j_w)])
+            finally:
+                os._exit(71)
     os.close(j2c_r)
     os.close(c2j_w)
-    # hand the candidate its code (never the tests)
-    try:
-        write_frame(
-            j2c_w,
-            {
-                "prompt": req["prompt"],
-                "completion": req["completion"],
-                "entry_point": req["entry_point"],
-                "scratch": scratch,
-                "sys_path": cfg["sys_path"],
-                "candidate_src": WORKER_SRC[: WORKER_SRC.index(PROCESS_HELPERS_MARK)],
-            },
-        )
+    try:  # hand the candidate its code (never the tests)
+        write_frame(j2c_w, setup)
     except OSError:
         pass
     vr, vw = os.pipe()
@@ -803,6 +943,8 @@ def run_python_strict(cfg, req):
     os.close(vr)
     strict = verdict_from(status, data[vr])
     cleanup(cfg, [cand, judge])
+    if ZYGOTE is not None:
+        zygote_call({"op": "clean"})
     out = dict(compat)
     out["strict_result"] = strict
     return out
@@ -1109,6 +1251,9 @@ def probe_uid(uid):
 
 def main():
     global WORKER_SRC
+    if sys.argv[1] == "--zygote":
+        WORKER_SRC = ""
+        return zygote_main(int(sys.argv[2]), json.loads(sys.argv[3]))
     cfg = json.loads(sys.argv[1])
     WORKER_SRC = cfg.pop("worker_src", "")
     sys.path[:] = cfg["sys_path"]
@@ -1152,6 +1297,13 @@ def main():
         if req.get("kind") == "stats":  # CPU seconds of this worker and every sample it ran
             me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
             cpu = me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+            if ZYGOTE is not None:  # alive, so not in RUSAGE_CHILDREN yet: it and its reaped children
+                try:
+                    with open(f"/proc/{ZYGOTE['pid']}/stat") as f:
+                        ticks = f.read().rsplit(")", 1)[1].split()[11:15]
+                    cpu += sum(int(t) for t in ticks) / os.sysconf("SC_CLK_TCK")
+                except (OSError, ValueError, IndexError):
+                    pass
             write_frame(outfd, {"id": req.get("id"), "cpu": cpu})
             continue
         kind = req.get("kind", "python") + ("-strict" if req.get("strict") else "")
@@ -1165,6 +1317,7 @@ def main():
             write_frame(outfd, out)
         except OSError:
             break
+    zygote_stop()
     cleanup(cfg, my_children())
 
 
