@@ -826,6 +826,12 @@ class GPU:
     def memory_bytes(self) -> int:
         return int(self.memory_gib * 2**30)
 
+    @property
+    def short(self) -> str:
+        """Column header: "T4", "4090", "A100-40", "H100"."""
+        words = self.name.replace("RTX ", "").split()
+        return words[0] + ("-" + words[-1].removesuffix("GB") if words[0] == "A100" else "")
+
 
 # Memory as torch reports it (consistent with preflight.COMMON_GPUS; L4/A10G rounded down to 22 GiB like
 # there), bandwidth from NVIDIA's data sheets.
@@ -879,7 +885,7 @@ class FamilyFit:
         return self.verdicts[(size, precision, context, get_gpu(gpu).name)]
 
     def __str__(self) -> str:
-        short = [g.name.rsplit(" ", 1)[0].replace("RTX ", "") for g in self.gpus]
+        short = [g.short for g in self.gpus]
         width = max(len(s) for s in short) + 1
         lines = ["GiB needed (weights + KV cache + activations for the context) and fit: "
                  "✓ fits (≤ 85 %), ~ tight (≤ 100 %), ✗ does not fit",
@@ -918,39 +924,48 @@ def family_fit(sizes: Sequence[str] = ("7b", "13b", "34b", "70b"), precisions: S
 def plot_family_fit(sizes: Sequence[str] = ("7b", "13b", "34b", "70b"), precisions: Sequence[str] = ("fp16", "8bit", "4bit"),
                     contexts: tuple[int, int] = (2048, 16384), gpus: Sequence[GPU] = GPUS, ax=None):
     """Bars per size × precision: weights, + KV cache/activations at the short context, + the extra the long
-    context needs; a line per distinct GPU memory size. Returns the Axes."""
+    context needs; a labelled line per GPU memory size. Returns the Axes."""
     import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
 
     from .memory import estimate_memory
 
     if ax is None:
-        _, ax = plt.subplots(figsize=(10, 5))
+        _, ax = plt.subplots(figsize=(10, 5.5))
     short, long_ = contexts
     width = 0.8 / len(precisions)
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    handles = []
     for j, p in enumerate(precisions):
         xs = [i + (j - (len(precisions) - 1) / 2) * width for i in range(len(sizes))]
         w = [estimate_memory(s, p).weights_gib for s in sizes]
         a = [estimate_memory(s, p, short).total_gib for s in sizes]
         b = [estimate_memory(s, p, long_).total_gib for s in sizes]
-        ax.bar(xs, w, width, color=colors[j], label=f"{p}: weights")
-        ax.bar(xs, [y - x for x, y in zip(w, a)], width, bottom=w, color=colors[j], alpha=0.6,
-               label=f"{p}: + {short:,}-token context" if j == 0 else None)
-        ax.bar(xs, [y - x for x, y in zip(a, b)], width, bottom=a, color=colors[j], alpha=0.25, hatch="//",
-               label=f"{p}: + up to {long_:,} tokens" if j == 0 else None)
+        ax.bar(xs, w, width, color=colors[j])
+        ax.bar(xs, [y - x for x, y in zip(w, a)], width, bottom=w, color=colors[j], alpha=0.55)
+        ax.bar(xs, [y - x for x, y in zip(a, b)], width, bottom=a, color=colors[j], alpha=0.2, hatch="//")
         for x, top in zip(xs, b):
-            ax.text(x, top, f"{top:.0f}", ha="center", va="bottom", fontsize=7)
-    by_mem: dict[float, list[str]] = {}
+            ax.text(x, top * 1.02, f"{top:.0f}", ha="center", va="bottom", fontsize=7)
+        handles.append(Patch(color=colors[j], label=f"{p} weights"))
+    handles += [Patch(facecolor="grey", alpha=0.55, label=f"+ KV cache & activations, {short:,} tokens"),
+                Patch(facecolor="grey", alpha=0.2, hatch="//", label=f"+ the rest up to {long_:,} tokens")]
+    by_mem: dict[int, list[GPU]] = {}
     for g in gpus:
-        by_mem.setdefault(g.memory_gib, []).append(g.name.rsplit(" ", 1)[0])
-    styles = ["--", "-.", ":", (0, (5, 1)), (0, (3, 1, 1, 1)), (0, (1, 1))]
-    for k, (mem, names) in enumerate(sorted(by_mem.items())):
-        ax.axhline(mem, color="black", lw=0.9, ls=styles[k % len(styles)], label=f"{' / '.join(names)} ({mem:g} GiB)")
+        by_mem.setdefault(round(g.memory_gib), []).append(g)
+    right = len(sizes) - 0.5
+    levels = sorted((min(g.memory_gib for g in group), group) for group in by_mem.values())
+    for k, (level, group) in enumerate(levels):
+        ax.axhline(level, color="black", lw=0.8, ls="--")
+        names = " / ".join(g.short for g in group)
+        close_above = k + 1 < len(levels) and levels[k + 1][0] < 1.12 * level  # labels would overlap
+        ax.text(right + 0.05, level, f"{names}: {level:g} GiB", ha="left", va="top" if close_above else "bottom",
+                fontsize=7)
     ax.set_xticks(range(len(sizes)), [s.upper() for s in sizes])
+    ax.set_xlim(-0.5, right + 1.0)
     ax.set_yscale("log")
-    ax.set_ylabel("GiB")
-    ax.set_title(f"Code Llama on common GPUs: weights + {short:,} / {long_:,}-token context")
-    ax.legend(fontsize=7, ncol=2, loc="upper left")
+    ax.set_ylabel("GiB (log scale)")
+    ax.set_title(f"Code Llama on common GPUs: weights, + a {short:,}-token context, + up to {long_:,} tokens")
+    ax.legend(handles=handles, fontsize=7, loc="upper left")
     ax.grid(axis="y", alpha=0.3)
     return ax
 
@@ -986,7 +1001,7 @@ def roofline_table(model: Any = "7b", precisions: Sequence[str] = ("fp16", "8bit
     from .memory import _resolve
 
     name = _resolve(model).name
-    head = f"{name}: decode roofline, tokens/s (batch 1, {context_tokens:,}-token context); GB read per token: " + \
+    head = f"{name}: decode roofline, tokens/s (batch 1, KV cache of {context_tokens:,} tokens); GB read per token: " + \
         ", ".join(f"{p} {bytes_read_per_token(model, p, context_tokens) / 1e9:.2f}" for p in precisions)
     lines = [head, f"{'GPU':15} {'GB/s':>6} " + "".join(p.rjust(9) for p in precisions)]
     for g in gpus:
