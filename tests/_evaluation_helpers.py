@@ -5,7 +5,6 @@ from __future__ import annotations
 import atexit
 import functools
 import os
-import subprocess
 
 from codellama_course.evaluation import Sandbox
 
@@ -17,10 +16,27 @@ def shared_sandbox() -> Sandbox:
     return box
 
 
+def _processes() -> list[tuple[int, int, str]]:
+    """(pid, real uid, command line) of every process, from /proc (no `ps` needed)."""
+    rows = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                cmd = f.read().replace(b"\0", b" ").decode("utf-8", "replace").strip()
+            with open(f"/proc/{entry}/status") as f:
+                uid = int(next(line for line in f if line.startswith("Uid:")).split()[1])
+        except (OSError, StopIteration, ValueError):
+            continue
+        rows.append((int(entry), uid, cmd))
+    return rows
+
+
 def leftover(marker: str) -> list[str]:
     """Processes on this machine whose command line contains ``marker``."""
-    out = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
-    return [line for line in out.splitlines() if marker in line and "ps -eo" not in line]
+    me = os.getpid()
+    return [f"{pid} {cmd}" for pid, _, cmd in _processes() if marker in cmd and pid != me]
 
 
 def sample_uids(box: Sandbox) -> set[int]:
@@ -28,13 +44,7 @@ def sample_uids(box: Sandbox) -> set[int]:
 
 
 def processes_of(uids: set[int]) -> list[str]:
-    out = subprocess.run(["ps", "-eo", "uid,pid,args"], capture_output=True, text=True).stdout
-    rows = []
-    for line in out.splitlines()[1:]:
-        parts = line.split(None, 2)
-        if parts and parts[0].isdigit() and int(parts[0]) in uids:
-            rows.append(line)
-    return rows
+    return [f"{uid} {pid} {cmd}" for pid, uid, cmd in _processes() if uid in uids]
 
 
 ISOLATION = os.environ.get("CODELLAMA_EVAL_ISOLATION", "auto")
