@@ -155,7 +155,8 @@ def main(argv=None) -> int:
     memory_gib = props.total_memory / 2**30
     gpu = gpu_for_name(props.name, memory_gib)
     bandwidth = a.bandwidth_gbs or (gpu.bandwidth_gbs if gpu else None)
-    precisions = [x.strip().lower() for x in a.precisions.split(",") if x.strip()]
+    # fp16 first: NF4 is made from the fp16 model, in place
+    precisions = sorted({x.strip().lower() for x in a.precisions.split(",") if x.strip()}, key=lambda x: x != "fp16")
     context = a.prompt_tokens + a.new_tokens // 2  # average KV cache read during the timed decode
     bnb_ok, bnb_why = bitsandbytes_status()
     import transformers

@@ -18,7 +18,7 @@ import codellama_course.quantization as q
 from codellama_course import estimate_memory, load
 from codellama_course.quantization import (BitsAndBytesUnavailableError, PrecisionFallbackWarning,
                                            UnsupportedLayerShapeError, parse_precision, quantization_config)
-from codellama_course.registry import nano_available, nano_dir
+from codellama_course.registry import nano_available
 
 from _tiny_llama import make_tiny_llama
 
