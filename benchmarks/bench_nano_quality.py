@@ -51,12 +51,24 @@ def humaneval_parse_rate(model, tokenizer, *, batch_size: int, max_new_tokens: i
         enc = tokenizer([p["prompt"] for p in batch], return_tensors="pt", padding=True)
         out = model.generate(**enc, do_sample=False, max_new_tokens=max_new_tokens, stop_strings=HUMANEVAL_STOP,
                              tokenizer=tokenizer, pad_token_id=tokenizer.eos_token_id)
-        for problem, ids in zip(batch, out[:, enc["input_ids"].shape[1]:]):
-            completion = truncate(tokenizer.decode(ids, skip_special_tokens=True), HUMANEVAL_STOP)
+        for problem, prompt_ids, ids in zip(batch, enc["input_ids"], out[:, enc["input_ids"].shape[1]:]):
+            completion = truncate(decode_continuation(tokenizer, prompt_ids, ids), HUMANEVAL_STOP)
             parsed += parses_with_body(problem["prompt"] + completion, problem["entry_point"])
             samples.append(completion)
     return {"humaneval_prompts": len(problems), "humaneval_parsed": parsed,
             "humaneval_parse_rate": round(parsed / len(problems), 4), "example_completion": samples[0]}
+
+
+def decode_continuation(tokenizer, prompt_ids, new_ids) -> str:
+    """The text the new ids add to the prompt.
+
+    ``tokenizer.decode(new_ids)`` alone would drop the first piece's leading ``▁`` (SentencePiece
+    strips it as if it were the implicit prefix space), turning 4-space indentation into 3.
+    """
+    prompt = tokenizer.decode(prompt_ids, skip_special_tokens=True)
+    full = tokenizer.decode([*prompt_ids.tolist(), *new_ids.tolist()], skip_special_tokens=True)
+    assert full.startswith(prompt), (prompt, full)
+    return full[len(prompt):]
 
 
 def parses_with_body(source: str, entry_point: str) -> bool:
