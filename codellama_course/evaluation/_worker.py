@@ -532,11 +532,53 @@ def wipe(path):
             pass
 
 
+def scratch_layout(cfg):
+    """What a clean scratch root holds: folder -> the names that belong there.
+
+    Normally just ``{root: {"sample"}}``. Under bubblewrap the root is the private ``/tmp``, and
+    when the interpreter, its venv or a ``sys.path`` entry lives under ``/tmp`` on the host, the
+    evaluator re-mounts it there read-only (``scratch_keep``): those mounts and the folders leading
+    to them stay, everything else a sample leaves is removed."""
+    layout = cfg.get("_layout")
+    if layout is None:
+        base = os.path.normpath(cfg["scratch"])
+        layout = {base: {cfg.get("sample_dir", "sample")}}
+        kept = []
+        for keep in sorted(os.path.normpath(k) for k in cfg.get("scratch_keep") or ()):
+            if not keep.startswith(base.rstrip("/") + "/") or any(keep.startswith(k + "/") for k in kept):
+                continue
+            kept.append(keep)
+            parent, parts = base, keep[len(base.rstrip("/")) + 1:].split("/")
+            for part in parts:
+                layout.setdefault(parent, set()).add(part)
+                parent = os.path.join(parent, part)
+            layout[keep] = None  # a read-only mount: never listed, never touched
+        cfg["_layout"] = layout
+    return layout
+
+
+def sweep_scratch_root(layout, folder):
+    """Remove everything under ``folder`` that ``layout`` does not name (and the sample folder)."""
+    names = layout.get(folder) or set()
+    for e in os.scandir(folder):
+        if e.name in names:
+            if e.path in layout and layout[e.path] is not None and e.is_dir(follow_symlinks=False):
+                sweep_scratch_root(layout, e.path)  # a folder on the way to a read-only mount
+            continue
+        wipe(e.path)
+        try:
+            os.rmdir(e.path) if e.is_dir(follow_symlinks=False) else os.unlink(e.path)
+        except OSError:
+            pass
+
+
 def fresh_scratch(cfg):
-    base = cfg["scratch"]
-    path = os.path.join(base, "sample")
+    layout = scratch_layout(cfg)
+    base = os.path.normpath(cfg["scratch"])
+    path = os.path.join(base, cfg.get("sample_dir", "sample"))
     try:  # fast path: the last sample left nothing behind
-        if os.listdir(base) == ["sample"] and not os.listdir(path):
+        tidy = all(set(os.listdir(d)) == names for d, names in layout.items() if names is not None)
+        if tidy and not os.listdir(path):
             st = os.lstat(path)
             uid = cfg.get("uid")
             if (uid is None or st.st_uid == uid) and stat.S_ISDIR(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o700:
@@ -550,13 +592,7 @@ def fresh_scratch(cfg):
         except OSError:
             os.rename(path, os.path.join(base, f"stale-{time.monotonic_ns()}"))
     if cfg.get("sweep_scratch_root"):
-        for e in os.scandir(base):
-            if e.name != "sample":
-                wipe(e.path)
-                try:
-                    os.rmdir(e.path) if e.is_dir(follow_symlinks=False) else os.unlink(e.path)
-                except OSError:
-                    pass
+        sweep_scratch_root(layout, base)
     os.mkdir(path, 0o700)
     if cfg.get("uid") is not None:
         os.chown(path, cfg["uid"], cfg["uid"])

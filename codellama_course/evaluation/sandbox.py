@@ -111,23 +111,49 @@ def _world_traversable(path: str) -> bool:
         path = parent
 
 
+#: Where bubblewrap's samples get their private scratch space (a fresh tmpfs).
+_BWRAP_TMP = "/tmp"
+
+
+def _under(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip("/") + "/")
+
+
+def _bwrap_hidden(hide: Sequence[str]) -> list[str]:
+    """The folders of ``hide`` that get their own empty tmpfs (those under /tmp are hidden anyway)."""
+    return [h for h in dict.fromkeys(hide) if h and h != "/" and os.path.isdir(h) and not _under(h, _BWRAP_TMP)]
+
+
+def _bwrap_remounts(hide: Sequence[str], keep: Sequence[str]) -> list[str]:
+    """The paths of ``keep`` that a tmpfs hides (under /tmp or ``hide``), outermost only: the ones
+    bubblewrap must mount back, read-only, for the worker to start."""
+    masked = [_BWRAP_TMP] + _bwrap_hidden(hide)
+    keep = sorted(os.path.normpath(p) for p in set(keep) if p and os.path.isabs(p) and os.path.exists(p))
+    # re-mounting /tmp (or a folder above it) would undo the private /tmp
+    keep = [p for p in keep if any(_under(p, m) for m in masked) and not _under(_BWRAP_TMP, p)]
+    return [p for p in keep if not any(p != q and _under(p, q) for q in keep)]
+
+
 def _bwrap_argv(hide: Sequence[str] = (), keep: Sequence[str] = ()) -> list[str]:
+    """bubblewrap's command line: read-only ``/``, a private ``/tmp``, and ``hide`` (folders that
+    exist) replaced by empty tmpfs. ``keep`` are host paths the worker needs (interpreter, venv,
+    ``sys.path``) that lie under ``/tmp`` or ``hide``: they are mounted back read-only, at the same
+    place, *after* the tmpfs that hides them (bubblewrap applies its arguments in order)."""
     bwrap = shutil.which("bwrap")
-    argv = [bwrap, "--ro-bind", "/", "/", "--tmpfs", "/tmp", "--dev", "/dev", "--proc", "/proc"]
+    argv = [bwrap, "--ro-bind", "/", "/", "--tmpfs", _BWRAP_TMP, "--dev", "/dev", "--proc", "/proc"]
+    hide = _bwrap_hidden(hide)
     for path in hide:
-        if os.path.isdir(path):
-            argv += ["--tmpfs", path]
-    keep = sorted(p for p in set(keep) if os.path.exists(p))
-    keep = [p for p in keep if not any(p.startswith(q.rstrip("/") + "/") for q in keep if q != p)]
-    made: set[str] = set()
-    for path in keep:
-        # bwrap creates missing parents 0700; make them traversable for the samples' uid
+        argv += ["--tmpfs", path]
+    masked = [_BWRAP_TMP] + hide
+    made: set[str] = set(masked)
+    for path in _bwrap_remounts(hide, keep):
+        # bwrap creates missing parents 0700 (root's, in the tmpfs): make them traversable for the
+        # samples' uid, and make them before the mount, so they are ours and not the host's
         parts = path.strip("/").split("/")
         for i in range(1, len(parts)):
             parent = "/" + "/".join(parts[:i])
-            if parent not in made and any(parent == h or parent.startswith(h.rstrip("/") + "/") for h in hide):
-                if parent not in hide:
-                    argv += ["--perms", "0755", "--dir", parent]
+            if parent not in made and any(parent.startswith(m.rstrip("/") + "/") for m in masked):
+                argv += ["--perms", "0755", "--dir", parent]
                 made.add(parent)
         argv += ["--ro-bind", path, path]
     if _is_root():
@@ -242,6 +268,16 @@ class _Spawner:
                 done.put((False, e))
 
 
+def _sample_dir(scratch: str, keep: Sequence[str]) -> str:
+    """The name of the samples' folder in ``scratch``: ``sample``, unless a remounted path uses it."""
+    taken = {os.path.relpath(p, scratch).split("/")[0] for p in keep}
+    name, n = "sample", 0
+    while name in taken:
+        n += 1
+        name = f"sample-{n}"
+    return name
+
+
 @dataclass
 class _Worker:
     box: "Sandbox"
@@ -253,8 +289,10 @@ class _Worker:
 
     def start(self) -> None:
         box = self.box
+        keep: list[str] = []
         if box.isolation == "bwrap":
-            scratch = "/tmp"
+            scratch = _BWRAP_TMP  # the private tmpfs; host paths mounted back into it stay
+            keep = [p for p in box._remounts if _under(p, scratch)]
         else:
             scratch = tempfile.mkdtemp(prefix=f"w{self.index}-", dir=box._tmp_root)
             os.chmod(scratch, 0o755)
@@ -269,6 +307,8 @@ class _Worker:
                 "nproc": box.nproc,
             },
             "scratch": scratch,
+            "scratch_keep": keep,
+            "sample_dir": _sample_dir(scratch, keep),
             "sweep_scratch_root": True,
             "expect_private_pidns": box.isolation in ("bwrap", "unshare"),
             "host_pidns": box._host_pidns,
@@ -380,12 +420,17 @@ class Sandbox:
         self._host_pidns = os.readlink("/proc/self/ns/pid") if os.path.exists("/proc/self/ns/pid") else None
         self._tmp_root: str | None = None  # scratch folders outside bubblewrap (made in start())
         home = os.path.expanduser("~")
-        keep = sorted({sys.prefix, sys.base_prefix, os.path.dirname(os.path.realpath(sys.executable))}
-                      | {p for p in sys.path if p and os.path.isabs(p)})
-        hide = [p for p in {home, "/root", "/home"} if p and p != "/"]
-        keep = [p for p in keep if any(p == h or p.startswith(h.rstrip("/") + "/") for h in hide)]
+        # what the worker needs from the host: the interpreter (its venv too) and sys.path; under
+        # bubblewrap those that lie under /tmp or a hidden home are mounted back read-only
+        needed = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix,
+                  os.path.dirname(sys.executable)} | {p for p in sys.path if p and os.path.isabs(p)}
+        needed |= {os.path.realpath(p) for p in needed} | {os.path.dirname(os.path.realpath(sys.executable))}
+        hide = sorted(p for p in {home, "/root", "/home"} if p and p != "/")
+        #: host paths mounted back read-only inside bubblewrap (the worker must not sweep them)
+        self._remounts: list[str] = []
         if self.isolation == "bwrap":
-            self._prefix = _bwrap_argv(hide=hide, keep=keep)
+            self._remounts = _bwrap_remounts(hide, needed)
+            self._prefix = _bwrap_argv(hide=hide, keep=needed)
         elif self.isolation == "unshare":
             self._prefix = _unshare_argv()
         else:
