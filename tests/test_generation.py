@@ -469,13 +469,9 @@ NANO_INFILLS = [
 ]
 
 
+@pytest.mark.xfail(strict=True, reason="the shipped nano rarely closes an infill with ▁<EOT> yet (1 % in "
+                   "bench_nano_quality.py): issue #3. Strict: once it does, this passes and the marker must go.")
 def test_nano_infill_stops_at_eot(nano):
-    import json
-
-    meta = NANO_DIR / "training_meta.json"
-    steps = json.loads(meta.read_text()).get("steps", 0) if meta.is_file() else None
-    if steps is not None and steps < 300:
-        pytest.skip(f"the shipped nano model is an early checkpoint ({steps} steps): it has not learnt ▁<EOT> yet")
     m, t = nano
     rs = infill(m, t, [p for p, _ in NANO_INFILLS], [s for _, s in NANO_INFILLS], max_new_tokens=48)
     stopped = [r for r in rs if r.stopped_at_eot]
