@@ -128,8 +128,15 @@ def test_browser_types_generates_and_sees_streamed_text(nano_backend):
                 page.get_by_text("Settings (the Space's defaults)").click()
                 for elem_id, value in (("repetition-penalty", "1.5"), ("max-new-tokens", "64")):
                     box = page.locator(f"#{elem_id} input[type=number]")
-                    box.fill(value)
-                    box.press("Enter")
+                    box.wait_for(state="visible")
+                    for _ in range(5):  # a box filled while the accordion is still opening can be reset
+                        box.fill(value)
+                        box.press("Enter")
+                        box.press("Tab")
+                        time.sleep(0.3)
+                        if box.input_value() == value:
+                            break
+                    assert box.input_value() == value, f"could not set {elem_id} to {value}"
                 page.locator("#generate").click()
                 output = page.locator("#output textarea")
                 details = page.locator("#details")
