@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 from typing import Iterable, Sequence
 
-from .passk import DEFAULT_KS, aggregate, per_task
+# (passk imports numpy, ~60-100 ms: it is imported while the sandbox workers boot, not before)
 from .problems import js_offline_problems, load_multipl_e_js, read_jsonl, read_problems, write_jsonl
 from .sandbox import Sandbox
 
 __all__ = ["evaluate_samples", "evaluate_functional_correctness", "load_problems"]
+
+DEFAULT_KS = (1, 10, 100)  # (the same as passk.DEFAULT_KS)
 
 
 def load_problems(spec: str | None = None, language: str = "python") -> dict[str, dict]:
@@ -103,6 +106,29 @@ def evaluate_functional_correctness(
     Returns ``{"pass@k": value}`` for every k <= the number of samples per task; in strict mode the
     dict also has ``"strict pass@k"`` entries.
     """
+    # Boot the sandbox workers (bubblewrap + interpreter start-up, in their own processes) while
+    # this process reads the problems and samples and imports numpy.
+    box = Sandbox(workers=n_workers, timeout=timeout, **sandbox_options)
+    boot_error: list[BaseException] = []
+
+    def boot() -> None:
+        try:
+            box.start()
+        except BaseException as e:  # noqa: BLE001 - re-raised below, in the caller's thread
+            boot_error.append(e)
+
+    booting = threading.Thread(target=boot, daemon=True, name="sandbox-boot")
+    booting.start()
+    try:
+        return _evaluate_file(sample_file, k, problem_file, ignore_incomplete, language, strict, progress,
+                              problems, stats, box, booting, boot_error)
+    finally:
+        booting.join()
+        box.close()
+
+
+def _evaluate_file(sample_file, k, problem_file, ignore_incomplete, language, strict, progress, problems, stats,
+                   box, booting, boot_error) -> dict[str, float]:
     problems = problems if problems is not None else load_problems(problem_file, language)
     samples = list(read_jsonl(sample_file))
     for s in samples:
@@ -116,10 +142,12 @@ def evaluate_functional_correctness(
         )
     if progress:
         print(f"Reading samples... {len(samples)} samples for {len(attempted)} tasks", file=sys.stderr)
-    results = evaluate_samples(
-        samples, problems, strict=strict, workers=n_workers, timeout=timeout, progress=progress, stats=stats,
-        **sandbox_options,
-    )
+    from .passk import aggregate
+
+    booting.join()
+    if boot_error:
+        raise boot_error[0]
+    results = evaluate_samples(samples, problems, strict=strict, sandbox=box, progress=progress, stats=stats)
     out_file = str(sample_file) + "_results.jsonl"
     if progress:
         print(f"Writing results to {out_file}...", file=sys.stderr)
@@ -135,6 +163,8 @@ def evaluate_functional_correctness(
 
 def task_table(results: Sequence[dict], ks: Sequence[int] = DEFAULT_KS, strict: bool = False) -> list[dict]:
     """Per-task rows (``task_id, n, c, pass@k``; with strict, ``strict c`` and ``strict pass@k`` too)."""
+    from .passk import per_task
+
     rows = per_task(results, "passed", ks)
     if strict:
         for row, srow in zip(rows, per_task(results, "strict_passed", ks)):
