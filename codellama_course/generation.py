@@ -36,7 +36,6 @@ import threading
 import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any, Callable
 
 from . import prompts
@@ -150,13 +149,6 @@ class ChatReply:
 # ================================================================================================
 # Text <-> ids for one tokenizer
 # ================================================================================================
-@lru_cache(maxsize=8)
-def _sentencepiece(path: str) -> Any:
-    import sentencepiece as spm
-
-    return spm.SentencePieceProcessor(model_file=path)
-
-
 _SENTINEL = "☺"  # Meta's decode_infilling anchor
 
 
@@ -176,7 +168,7 @@ class _Codec:
         except Exception:  # not a Code Llama-shaped tokenizer: plain transformers behaviour
             info = None
         if info is not None and info.backend == "sentencepiece" and info.model_file:
-            self.sp = _sentencepiece(str(info.model_file))
+            self.sp = prompts._sp_from_file(info.model_file)  # one cached processor per file
         self.backend = "sentencepiece" if self.sp is not None else "transformers"
         self.sp_size = self.sp.get_piece_size() if self.sp is not None else 0
         self.bos_id = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else (

@@ -303,13 +303,25 @@ class SentencePieceCodec:
 # ---------------------------------------------------------------------------------------------
 
 
-def fim_split(document: str, rng: random.Random) -> tuple[str, str, str]:
-    """Split at two character positions drawn uniformly over the document (Code Llama paper)."""
-    a, b = sorted(rng.randint(0, len(document)) for _ in range(2))
+def fim_split(document: str, rng: random.Random, *, short_middle_rate: float = 0.0) -> tuple[str, str, str]:
+    """Split at two character positions drawn uniformly over the document (Code Llama paper).
+
+    With probability ``short_middle_rate`` the middle's length is drawn log-uniformly instead (from
+    0 characters to the rest of the document; median about a line), still at character level. With
+    uniform cut points the middle is a third of its document on average, so a model learns that a
+    gap in 40 lines of code holds about 13 of them and does not close a one-line gap with ``▁<EOT>``;
+    an editor mostly asks for a line or two.
+    """
+    if short_middle_rate and rng.random() < short_middle_rate:
+        a = rng.randint(0, len(document))
+        rest = len(document) - a
+        b = a + min(rest, int(math.exp(rng.uniform(0.0, math.log(rest + 1)))))
+    else:
+        a, b = sorted(rng.randint(0, len(document)) for _ in range(2))
     return document[:a], document[a:b], document[b:]
 
 
-def fim_transform(codec: SentencePieceCodec, document: str, rng: random.Random) -> list[int]:
+def fim_transform(codec: SentencePieceCodec, document: str, rng: random.Random, *, short_middle_rate: float = 0.0) -> list[int]:
     """Encode one training document, FIM-transformed with probability :data:`FIM_RATE`.
 
     * PSM: ``<s> ▁<PRE> enc(prefix) ▁<SUF> enc'(suffix) ▁<MID> enc'(middle) ▁<EOT> </s>``
@@ -321,7 +333,7 @@ def fim_transform(codec: SentencePieceCodec, document: str, rng: random.Random) 
     """
     if rng.random() >= FIM_RATE:
         return [codec.bos_id, *codec.encode(document), codec.eos_id]
-    prefix, middle, suffix = fim_split(document, rng)
+    prefix, middle, suffix = fim_split(document, rng, short_middle_rate=short_middle_rate)
     middle_ids = [*codec.encode_no_space(middle), codec.eot_id, codec.eos_id]
     if rng.random() < SPM_RATE:
         return [codec.bos_id, codec.prefix_id, codec.suffix_id, *codec.encode_no_space(suffix),
@@ -333,18 +345,27 @@ def fim_transform(codec: SentencePieceCodec, document: str, rng: random.Random) 
 _DEF_LINE = re.compile(r"^\s*(async\s+def|def|class)\s")
 
 
-def sample_document(files: Sequence[str], rng: random.Random, *, max_chars: int) -> str:
+def sample_document(
+    files: Sequence[str], rng: random.Random, *, max_chars: int, span_lines: tuple[int, int] = (3, 80),
+    log_uniform: bool = False,
+) -> str:
     """A training document: a span of whole lines from one file, often starting at a ``def``.
 
     Spans (rather than whole files) fit the short context; starting half of them at a function
     or class and dedenting them gives the model many complete, top-level definitions to learn
-    from — the shape of a completion prompt.
+    from — the shape of a completion prompt. The span length is drawn from ``span_lines``,
+    uniformly or (``log_uniform``) so that short spans are as common as long ones: a FIM middle
+    is about a third of its document, so short documents teach short infills and ``▁<EOT>``.
     """
     text = files[rng.randrange(len(files))]
     lines = text.split("\n")
     starts = [i for i, line in enumerate(lines) if _DEF_LINE.match(line)]
     start = rng.choice(starts) if starts and rng.random() < 0.5 else rng.randrange(len(lines))
-    n_lines = rng.randint(3, 80)
+    low, high = span_lines
+    if log_uniform:
+        n_lines = min(high, int(math.exp(rng.uniform(math.log(low), math.log(high + 1)))))
+    else:
+        n_lines = rng.randint(low, high)
     span = "\n".join(lines[start : start + n_lines])
     if _DEF_LINE.match(lines[start]):
         span = textwrap.dedent(span)
@@ -354,11 +375,15 @@ def sample_document(files: Sequence[str], rng: random.Random, *, max_chars: int)
     return span if span.strip() else text[:max_chars]
 
 
-def token_stream(codec: SentencePieceCodec, files: Sequence[str], *, seed: int, max_chars: int) -> Iterator[int]:
+def token_stream(
+    codec: SentencePieceCodec, files: Sequence[str], *, seed: int, max_chars: int,
+    span_lines: tuple[int, int] = (3, 80), log_uniform: bool = False, short_middle_rate: float = 0.0,
+) -> Iterator[int]:
     """An endless, seeded stream of FIM-transformed training tokens."""
     rng = random.Random(seed)
     while True:
-        yield from fim_transform(codec, sample_document(files, rng, max_chars=max_chars), rng)
+        document = sample_document(files, rng, max_chars=max_chars, span_lines=span_lines, log_uniform=log_uniform)
+        yield from fim_transform(codec, document, rng, short_middle_rate=short_middle_rate)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -384,6 +409,9 @@ class NanoConfig:
     weight_decay: float = 0.1
     max_steps: int = 2200
     bf16_autocast: bool = True  # mixed precision on CPU: ~1.6x faster here (avx512_bf16)
+    span_lines: tuple[int, int] = (3, 80)  # lines per training document (see sample_document)
+    log_uniform_spans: bool = False
+    short_middle_rate: float = 0.0  # share of FIM documents with a short middle (see fim_split)
     seed: int = 0
 
     def check_bitsandbytes_shapes(self) -> None:
@@ -491,27 +519,36 @@ def train(
     checkpoint=None,
     progress: bool = True,
     max_seconds: float | None = None,
+    start_from=None,
 ):
-    """Train a nano model from scratch; returns ``(model, TrainingLog)``.
+    """Train a nano model; returns ``(model, TrainingLog)``.
 
-    Seeded (data order and initialisation). ``checkpoint(model, step, log)`` is called after each
-    evaluation, so a long run can be inspected or exported while it trains. With ``max_seconds``
-    the run ends after that long (or ``max_steps``, whichever comes first) and the learning rate
-    decays over the time budget, so a run on shared cores still ends fully annealed.
+    Seeded (data order and initialisation). ``start_from`` continues training an existing model
+    (as Code Llama itself continued from Llama 2) instead of starting from random weights.
+    ``checkpoint(model, step, log)`` is called after each evaluation, so a long run can be
+    inspected or exported while it trains. With ``max_seconds`` the run ends after that long
+    (or ``max_steps``, whichever comes first) and the learning rate decays over the time
+    budget, so a run on shared cores still ends fully annealed.
     """
     import torch
     from tqdm.auto import tqdm
     from transformers import LlamaForCausalLM
 
     torch.manual_seed(cfg.seed)
-    model = LlamaForCausalLM(llama_config(cfg, bos_token_id=codec.bos_id, eos_token_id=codec.eos_id))
+    if start_from is None:
+        model = LlamaForCausalLM(llama_config(cfg, bos_token_id=codec.bos_id, eos_token_id=codec.eos_id))
+    else:
+        model = start_from.float().train()
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
     no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
     optimizer = torch.optim.AdamW(
         [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
         lr=cfg.learning_rate, betas=(0.9, 0.95),
     )
-    batches = _batches(token_stream(codec, train_files, seed=cfg.seed, max_chars=cfg.context * 3), cfg.batch_size, cfg.context)
+    stream = token_stream(codec, train_files, seed=cfg.seed, max_chars=cfg.context * 3,
+                          span_lines=tuple(cfg.span_lines), log_uniform=cfg.log_uniform_spans,
+                          short_middle_rate=cfg.short_middle_rate)
+    batches = _batches(stream, cfg.batch_size, cfg.context)
     log = TrainingLog()
     started = time.perf_counter()
     bar = tqdm(range(cfg.max_steps), desc="training nano", disable=not progress)

@@ -2,6 +2,8 @@
 
     python scripts/train_nano.py                      # the full, seeded run (about 80 min on 2 cores)
     python scripts/train_nano.py --max-steps 60 --out /tmp/nano-toy   # a quick toy run
+    python scripts/train_nano.py --continue-from DIR --short-spans --short-middles 0.5 \
+        --learning-rate 1.5e-3 --warmup-steps 100 --seed 1 --max-seconds 4200   # phase 2 (see the model card)
 
 Steps: collect permissively licensed Python (stdlib + installed packages), train a SentencePiece
 tokenizer shaped like Code Llama's, train a Llama model with Code Llama's FIM recipe, and save a
@@ -12,11 +14,13 @@ Hugging Face model folder. While it trains, the latest checkpoint is exported to
 from __future__ import annotations
 
 import argparse
+import csv
 import dataclasses
 import json
 import os
 import pickle
 import platform
+import shutil
 import time
 from pathlib import Path
 
@@ -33,6 +37,15 @@ def main() -> None:
     parser.add_argument("--max-seconds", type=float, default=None, help="stop early after this long")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--continue-from", type=Path, default=None,
+                        help="a saved nano model folder to keep training (its tokenizer is reused)")
+    parser.add_argument("--short-spans", action="store_true",
+                        help="log-uniform document lengths of 1-80 lines: many short FIM middles, which teach EOT")
+    parser.add_argument("--short-middles", type=float, default=0.0, metavar="RATE",
+                        help="share of FIM documents whose middle length is drawn log-uniformly (short, like an "
+                             "editor's one-line gap) instead of from two uniform cut points")
+    parser.add_argument("--learning-rate", type=float, default=nano.NanoConfig.learning_rate)
+    parser.add_argument("--warmup-steps", type=int, default=nano.NanoConfig.warmup_steps)
     args = parser.parse_args()
 
     import torch
@@ -50,16 +63,48 @@ def main() -> None:
     print(f"corpus: {len(corpus.train)} training files ({corpus.characters / 1e6:.1f} M chars), "
           f"{len(corpus.validation)} held-out files, {len(corpus.sources)} sources", flush=True)
 
-    tokenizer_dir = args.work / "tokenizer"
-    sp_model = nano.train_tokenizer(corpus.train, tokenizer_dir, seed=args.seed)
-    cfg = nano.NanoConfig(max_steps=args.max_steps, seed=args.seed)
-    nano.save_hf_tokenizer(sp_model, tokenizer_dir, model_max_length=cfg.context * 4)
-    codec = nano.SentencePieceCodec(sp_model)
+    cfg = nano.NanoConfig(max_steps=args.max_steps, seed=args.seed, learning_rate=args.learning_rate,
+                          warmup_steps=args.warmup_steps)
+    start_from, earlier = None, None
+    if args.continue_from is not None:
+        from transformers import LlamaForCausalLM
+
+        tokenizer_dir = args.work / "continued_from"  # a copy: --out may be the same folder
+        shutil.rmtree(tokenizer_dir, ignore_errors=True)
+        shutil.copytree(args.continue_from, tokenizer_dir)
+        start_from = LlamaForCausalLM.from_pretrained(tokenizer_dir, dtype=torch.float32)
+        earlier = json.loads((tokenizer_dir / "training_meta.json").read_text())
+        earlier.pop("corpus", None)
+        earlier_log = list(csv.DictReader((tokenizer_dir / "training_log.csv").open()))
+        cfg = dataclasses.replace(cfg, **{k: v for k, v in earlier["config"].items()
+                                          if k in ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers",
+                                                   "num_attention_heads", "context", "rope_theta")})
+    else:
+        tokenizer_dir = args.work / "tokenizer"
+        sp_model = nano.train_tokenizer(corpus.train, tokenizer_dir, seed=args.seed)
+        nano.save_hf_tokenizer(sp_model, tokenizer_dir, model_max_length=cfg.context * 4)
+        earlier_log = []
+    if args.short_spans:
+        cfg = dataclasses.replace(cfg, span_lines=(1, 80), log_uniform_spans=True)
+    cfg = dataclasses.replace(cfg, short_middle_rate=args.short_middles)
+    codec = nano.SentencePieceCodec(tokenizer_dir / "tokenizer.model")
+    offset = {key: float(earlier_log[-1][key]) if earlier_log else 0.0 for key in ("step", "tokens", "seconds")}
+
+    def whole_log(log: nano.TrainingLog) -> nano.TrainingLog:
+        """This run's rows after the earlier run's, with steps, tokens and seconds counted from the start."""
+        rows = [{"phase": 1, **{k: v for k, v in row.items() if v != ""}} for row in earlier_log]
+        for row in log.rows:
+            shifted = dict(row, phase=2 if earlier_log else 1)
+            for key in offset:
+                shifted[key] = round(row[key] + offset[key], 1) if key == "seconds" else int(row[key] + offset[key])
+            rows.append(shifted)
+        return nano.TrainingLog(rows)
 
     def meta(log: nano.TrainingLog) -> dict:
         last = log.rows[-1]
         evaluated = [r for r in log.rows if "val_loss" in r]
         return {
+            **({"continued_from": earlier} if earlier else {}),
             "config": dataclasses.asdict(cfg),
             "steps": last["step"],
             "tokens": last["tokens"],
@@ -81,13 +126,13 @@ def main() -> None:
     def checkpoint(model, step: int, log: nano.TrainingLog) -> None:
         folder = args.work / "checkpoint"
         nano.save_model(model, tokenizer_dir, folder, meta=meta(log))
-        log.save(folder / "training_log.csv")
+        whole_log(log).save(folder / "training_log.csv")
 
     model, log = nano.train(cfg, codec, corpus.train, corpus.validation, checkpoint=checkpoint,
-                            max_seconds=args.max_seconds)
+                            max_seconds=args.max_seconds, start_from=start_from)
     model = model.to(torch.bfloat16)  # ships at half the size; load(precision=...) picks the dtype
     nano.save_model(model, tokenizer_dir, args.out, meta=meta(log))
-    log.save(args.out / "training_log.csv")
+    whole_log(log).save(args.out / "training_log.csv")
     print(f"saved {args.out}", flush=True)
 
 

@@ -28,12 +28,44 @@ def loss_curve(rows: list[dict], path: Path) -> None:
     ax.plot([int(r["tokens"]) / 1e6 for r in held], [float(r["val_loss"]) for r in held], "o-", label="held-out, plain")
     ax.plot([int(r["tokens"]) / 1e6 for r in held], [float(r["val_fim_middle_loss"]) for r in held], "s-",
             label="held-out, FIM middle")
+    phase2 = [int(r["tokens"]) / 1e6 for r in rows if str(r.get("phase")) == "2"]
+    if phase2:
+        ax.axvline(phase2[0], color="grey", ls="--", lw=0.8)
+        ax.text(phase2[0], 7.9, " phase 2: short documents", fontsize=8, color="grey")
     ax.set(xlabel="training tokens (millions)", ylabel="nats / token", ylim=(0, 8.5), title="nano Code Llama")
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
+
+
+def _phase(name: str, meta: dict) -> str:
+    cfg = meta["config"]
+    low, high = cfg.get("span_lines", (3, 80))
+    spans = f"{low}–{high} lines, " + ("log-uniform (short spans as common as long ones)" if cfg.get("log_uniform_spans")
+                                        else "uniform")
+    return (f"- {name}: documents of {spans}; peak learning rate {cfg['learning_rate']} after {cfg['warmup_steps']} warm-up "
+            f"steps, seed {cfg['seed']}; {meta['steps']} steps = {meta['tokens'] / 1e6:.1f} M tokens in "
+            f"{meta['seconds'] / 60:.0f} min ({meta['tokens_per_second']} tokens/s) on {meta['hardware']}, torch {meta['torch']}.\n")
+
+
+def training_phases(meta: dict) -> str:
+    """One line per training phase (a continued run records the run it started from)."""
+    earlier = meta.get("continued_from")
+    if not earlier:
+        return _phase("budget", meta)
+    tokens = earlier["tokens"] + meta["tokens"]
+    minutes = (earlier["seconds"] + meta["seconds"]) / 60
+    return (_phase("phase 1, from random weights", earlier)
+            + _phase("phase 2, continued from phase 1 with many short documents: a FIM middle is about a third "
+                     "of its document, so short documents give short middles and many more `▁<EOT>` targets, "
+                     "which is what single-line infilling needs", meta)
+            + f"- in all: {tokens / 1e6:.1f} M tokens in {minutes:.0f} min. (Code Llama itself is continued training:"
+              f" Llama 2 weights, then 500 B tokens of code.)\n"
+              f"- reproduce: `python scripts/train_nano.py --max-seconds 5400`, then the `--continue-from` command in"
+              f" the script's docstring (on shared cores the time budget gives fewer steps; the step counts above are"
+              f" what this model got).\n")
 
 
 def card(meta: dict, quality: dict | None, config: dict) -> str:
@@ -48,6 +80,7 @@ def card(meta: dict, quality: dict | None, config: dict) -> str:
         for s in sorted(meta["corpus"]["sources"], key=lambda s: -s["characters"])
     )
     held = meta.get("held_out") or {}
+    phases = training_phases(meta)
     if quality:
         measured = f"""Measured by `benchmarks/bench_nano_quality.py` on {quality['date']} ({quality['threads']} CPU threads),
 on prompts the model never trained on:
@@ -109,18 +142,16 @@ to parseable, human-written code; {meta['corpus']['held_out_files']} whole files
 
 - tokenizer: SentencePiece BPE with Code Llama's trainer settings (byte fallback, identity normalisation,
   split digits, whitespace-only pieces, implicit leading space), {config['vocab_size'] - 4} learned pieces + 4 FIM pieces;
-- documents: spans of 3–80 whole lines of a file (half of them starting at a `def`/`class`, dedented);
+- documents: spans of whole lines of a file (half of them starting at a `def`/`class`, dedented);
 - fill-in-the-middle as in the Code Llama paper: {nano.FIM_RATE:.0%} of documents split at two uniformly drawn
   character positions, half prefix-suffix-middle and half suffix-prefix-middle, the prefix encoded with
   SentencePiece's implicit leading space and suffix/middle without it (Meta's `encode_infilling`), `▁<EOT>`
   after the middle; the rest plain next-token;
-- AdamW (β = 0.9, 0.95, weight decay {cfg['weight_decay']}), learning rate {cfg['learning_rate']} with {cfg['warmup_steps']} warm-up steps and cosine decay
-  to {cfg['min_learning_rate']}, batch {cfg['batch_size']} × {cfg['context']} tokens, bf16 autocast on CPU, seed {cfg['seed']};
-- budget: {meta['steps']} steps = {meta['tokens'] / 1e6:.1f} M tokens in {meta['seconds'] / 60:.0f} min ({meta['tokens_per_second']} tokens/s)
-  on {meta['hardware']}, torch {meta['torch']}.
-
+- AdamW (β = 0.9, 0.95, weight decay {cfg['weight_decay']}), linear warm-up then cosine decay to {cfg['min_learning_rate']},
+  batch {cfg['batch_size']} × {cfg['context']} tokens, bf16 autocast on CPU;
+{phases}
 Final training loss {meta['final_train_loss']:.3f}; held-out loss {held.get('val_loss', float('nan')):.3f} (plain) and
-{held.get('val_fim_middle_loss', float('nan')):.3f} (FIM middle) nats/token. The log is `training_log.csv`:
+{held.get('val_fim_middle_loss', float('nan')):.3f} (FIM middle) nats/token (held-out documents of 3–80 lines). The log is `training_log.csv`:
 
 ![loss curve](loss_curve.png)
 

@@ -16,8 +16,8 @@ def shared_sandbox() -> Sandbox:
     return box
 
 
-def _processes() -> list[tuple[int, int, str]]:
-    """(pid, real uid, command line) of every process, from /proc (no `ps` needed)."""
+def _processes() -> list[tuple[int, int, int, str]]:
+    """(pid, parent pid, real uid, command line) of every process, from /proc (no `ps` needed)."""
     rows = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -26,17 +26,18 @@ def _processes() -> list[tuple[int, int, str]]:
             with open(f"/proc/{entry}/cmdline", "rb") as f:
                 cmd = f.read().replace(b"\0", b" ").decode("utf-8", "replace").strip()
             with open(f"/proc/{entry}/status") as f:
-                uid = int(next(line for line in f if line.startswith("Uid:")).split()[1])
-        except (OSError, StopIteration, ValueError):
+                fields = dict(line.split(":", 1) for line in f if ":" in line)
+            uid, ppid = int(fields["Uid"].split()[0]), int(fields["PPid"])
+        except (OSError, KeyError, ValueError):
             continue
-        rows.append((int(entry), uid, cmd))
+        rows.append((int(entry), ppid, uid, cmd))
     return rows
 
 
 def leftover(marker: str) -> list[str]:
     """Processes on this machine whose command line contains ``marker``."""
     me = os.getpid()
-    return [f"{pid} {cmd}" for pid, _, cmd in _processes() if marker in cmd and pid != me]
+    return [f"{pid} {cmd}" for pid, _, _, cmd in _processes() if marker in cmd and pid != me]
 
 
 def sample_uids(box: Sandbox) -> set[int]:
@@ -44,7 +45,24 @@ def sample_uids(box: Sandbox) -> set[int]:
 
 
 def processes_of(uids: set[int]) -> list[str]:
-    return [f"{uid} {pid} {cmd}" for pid, uid, cmd in _processes() if uid in uids]
+    """Live processes of ``uids`` that this test run is answerable for: those started below this
+    process, and orphans adopted by init (escaped from whichever sandbox started them). Another
+    evaluation running on the same machine at the same time has live samples of its own; they
+    descend from that run, not from this one, so they do not count."""
+    rows = _processes()
+    parent = {pid: ppid for pid, ppid, _, _ in rows}
+
+    def ours(pid: int) -> bool:
+        seen = set()
+        while pid > 1 and pid not in seen:
+            if pid == os.getpid():
+                return True
+            seen.add(pid)
+            pid = parent.get(pid, 0)
+        return False
+
+    return [f"{uid} {pid} {cmd}" for pid, ppid, uid, cmd in rows
+            if uid in uids and (ppid == 1 or ours(pid))]
 
 
 ISOLATION = os.environ.get("CODELLAMA_EVAL_ISOLATION", "auto")

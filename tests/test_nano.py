@@ -127,6 +127,31 @@ def test_training_documents_are_spans_of_whole_lines():
         assert all(line.strip() in SNIPPET for line in doc.splitlines())
 
 
+def test_short_spans_are_log_uniform():
+    rng = random.Random(2)
+    files = ["\n".join(f"x{i} = {i}" for i in range(200))]
+    lengths = [len(nano.sample_document(files, rng, max_chars=10_000, span_lines=(1, 80), log_uniform=True).splitlines())
+               for _ in range(2000)]
+    assert min(lengths) == 1 and max(lengths) <= 80
+    # log-uniform over 1..80: about 30 % of spans are 1-3 lines, about as many as 25-80 lines
+    assert 0.2 < sum(n <= 3 for n in lengths) / len(lengths) < 0.4
+    assert 0.2 < sum(n >= 25 for n in lengths) / len(lengths) < 0.4
+
+
+def test_short_middles_are_character_level_and_mostly_short():
+    document = "".join(f"    value_{i} = compute({i}, step={i * 3})\n" for i in range(60))  # ~2.4 k chars
+    rng = random.Random(3)
+    splits = [nano.fim_split(document, rng, short_middle_rate=1.0) for _ in range(2000)]
+    assert all("".join(parts) == document for parts in splits)
+    middles = sorted(len(m) for _, m, _ in splits)
+    assert middles[len(middles) // 2] < 80  # median about a line (uniform cut points: ~800 characters)
+    assert sum(not m.endswith("\n") for _, m, _ in splits) > 1500  # cut anywhere, not at line ends
+    # the default keeps Meta's uniform cut points and draws exactly what it always drew
+    assert nano.fim_split(document, random.Random(4)) == nano.fim_split(document, random.Random(4), short_middle_rate=0.0)
+    uniform = sorted(len(nano.fim_split(document, rng)[1]) for _ in range(2000))
+    assert uniform[len(uniform) // 2] > 500
+
+
 # --- training ----------------------------------------------------------------------------------
 
 

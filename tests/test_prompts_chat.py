@@ -35,11 +35,6 @@ N_RANDOM = 300
 
 
 @pytest.fixture(scope="module")
-def ref7() -> MetaReference:
-    return MetaReference(require(VOCAB_7B))
-
-
-@pytest.fixture(scope="module")
 def ref70() -> MetaReference:
     return MetaReference(require(VOCAB_70B))
 

@@ -38,11 +38,6 @@ N_RANDOM = 300
 # fixtures
 # ------------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def ref7() -> MetaReference:
-    return MetaReference(require(VOCAB_7B))
-
-
-@pytest.fixture(scope="module")
 def sp7():
     import sentencepiece as spm
 
