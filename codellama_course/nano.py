@@ -303,16 +303,35 @@ class SentencePieceCodec:
 # ---------------------------------------------------------------------------------------------
 
 
-def fim_split(document: str, rng: random.Random, *, short_middle_rate: float = 0.0) -> tuple[str, str, str]:
+def fim_split(
+    document: str, rng: random.Random, *, short_middle_rate: float = 0.0, line_middle_rate: float = 0.0,
+    single_line_share: float = 0.0,
+) -> tuple[str, str, str]:
     """Split at two character positions drawn uniformly over the document (Code Llama paper).
 
-    With probability ``short_middle_rate`` the middle's length is drawn log-uniformly instead (from
-    0 characters to the rest of the document; median about a line), still at character level. With
-    uniform cut points the middle is a third of its document on average, so a model learns that a
-    gap in 40 lines of code holds about 13 of them and does not close a one-line gap with ``▁<EOT>``;
-    an editor mostly asks for a line or two.
+    Two optional variants (both off by default; phase 2 of the shipped nano uses them):
+
+    * ``line_middle_rate``: the middle is whole lines: exactly one for ``single_line_share`` of them,
+      1–8 (log-uniform) for the rest; the line-level FIM of Bavarian et al. (2022), the paper Code
+      Llama's FIM comes from, and an editor's typical gap;
+    * ``short_middle_rate``: a character-level middle whose length is drawn log-uniformly (from 0
+      characters to the rest of the document; median about a line).
+
+    With uniform cut points the middle is a third of its document on average, so a model learns
+    that a gap in 40 lines of code holds about 13 of them and does not close a one-line gap.
     """
-    if short_middle_rate and rng.random() < short_middle_rate:
+    draw = rng.random() if short_middle_rate or line_middle_rate else 1.0
+    if draw < line_middle_rate and "\n" in document:
+        lines = document.splitlines(keepends=True)
+        first = rng.randrange(len(lines))
+        if single_line_share and rng.random() < single_line_share:
+            wanted = 1
+        else:
+            wanted = int(math.exp(rng.uniform(0.0, math.log(9))))
+        count = min(len(lines) - first, wanted)
+        a = sum(map(len, lines[:first]))
+        b = a + sum(map(len, lines[first : first + count]))
+    elif draw < line_middle_rate + short_middle_rate:
         a = rng.randint(0, len(document))
         rest = len(document) - a
         b = a + min(rest, int(math.exp(rng.uniform(0.0, math.log(rest + 1)))))
@@ -321,7 +340,10 @@ def fim_split(document: str, rng: random.Random, *, short_middle_rate: float = 0
     return document[:a], document[a:b], document[b:]
 
 
-def fim_transform(codec: SentencePieceCodec, document: str, rng: random.Random, *, short_middle_rate: float = 0.0) -> list[int]:
+def fim_transform(
+    codec: SentencePieceCodec, document: str, rng: random.Random, *, short_middle_rate: float = 0.0,
+    line_middle_rate: float = 0.0, single_line_share: float = 0.0,
+) -> list[int]:
     """Encode one training document, FIM-transformed with probability :data:`FIM_RATE`.
 
     * PSM: ``<s> ▁<PRE> enc(prefix) ▁<SUF> enc'(suffix) ▁<MID> enc'(middle) ▁<EOT> </s>``
@@ -333,7 +355,8 @@ def fim_transform(codec: SentencePieceCodec, document: str, rng: random.Random, 
     """
     if rng.random() >= FIM_RATE:
         return [codec.bos_id, *codec.encode(document), codec.eos_id]
-    prefix, middle, suffix = fim_split(document, rng, short_middle_rate=short_middle_rate)
+    prefix, middle, suffix = fim_split(document, rng, short_middle_rate=short_middle_rate,
+                                       line_middle_rate=line_middle_rate, single_line_share=single_line_share)
     middle_ids = [*codec.encode_no_space(middle), codec.eot_id, codec.eos_id]
     if rng.random() < SPM_RATE:
         return [codec.bos_id, codec.prefix_id, codec.suffix_id, *codec.encode_no_space(suffix),
@@ -378,12 +401,14 @@ def sample_document(
 def token_stream(
     codec: SentencePieceCodec, files: Sequence[str], *, seed: int, max_chars: int,
     span_lines: tuple[int, int] = (3, 80), log_uniform: bool = False, short_middle_rate: float = 0.0,
+    line_middle_rate: float = 0.0, single_line_share: float = 0.0,
 ) -> Iterator[int]:
     """An endless, seeded stream of FIM-transformed training tokens."""
     rng = random.Random(seed)
     while True:
         document = sample_document(files, rng, max_chars=max_chars, span_lines=span_lines, log_uniform=log_uniform)
-        yield from fim_transform(codec, document, rng, short_middle_rate=short_middle_rate)
+        yield from fim_transform(codec, document, rng, short_middle_rate=short_middle_rate,
+                                 line_middle_rate=line_middle_rate, single_line_share=single_line_share)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -411,7 +436,9 @@ class NanoConfig:
     bf16_autocast: bool = True  # mixed precision on CPU: ~1.6x faster here (avx512_bf16)
     span_lines: tuple[int, int] = (3, 80)  # lines per training document (see sample_document)
     log_uniform_spans: bool = False
-    short_middle_rate: float = 0.0  # share of FIM documents with a short middle (see fim_split)
+    short_middle_rate: float = 0.0  # share of FIM documents with a short character-level middle (fim_split)
+    line_middle_rate: float = 0.0  # share of FIM documents whose middle is 1-8 whole lines (fim_split)
+    single_line_share: float = 0.0  # of those, the share with exactly one line
     seed: int = 0
 
     def check_bitsandbytes_shapes(self) -> None:
@@ -547,7 +574,8 @@ def train(
     )
     stream = token_stream(codec, train_files, seed=cfg.seed, max_chars=cfg.context * 3,
                           span_lines=tuple(cfg.span_lines), log_uniform=cfg.log_uniform_spans,
-                          short_middle_rate=cfg.short_middle_rate)
+                          short_middle_rate=cfg.short_middle_rate, line_middle_rate=cfg.line_middle_rate,
+                          single_line_share=cfg.single_line_share)
     batches = _batches(stream, cfg.batch_size, cfg.context)
     log = TrainingLog()
     started = time.perf_counter()

@@ -2,8 +2,14 @@
 
     python scripts/train_nano.py                      # the full, seeded run (about 80 min on 2 cores)
     python scripts/train_nano.py --max-steps 60 --out /tmp/nano-toy   # a quick toy run
-    python scripts/train_nano.py --continue-from DIR --short-spans --short-middles 0.5 \
-        --learning-rate 1.5e-3 --warmup-steps 100 --seed 1 --max-seconds 4200   # phase 2 (see the model card)
+
+The shipped model was trained in three phases, each continuing the one before (see its model card):
+
+    python scripts/train_nano.py --max-seconds 5400 --out P1                     # 1: the paper's recipe
+    python scripts/train_nano.py --continue-from P1 --out P2 --short-spans --short-middles 0.3 \
+        --line-middles 0.4 --learning-rate 1.5e-3 --warmup-steps 100 --seed 1 --max-steps 500   # 2
+    python scripts/train_nano.py --continue-from P2 --short-spans --short-middles 0.2 --line-middles 0.5 \
+        --single-lines 0.5 --learning-rate 1.2e-3 --warmup-steps 50 --seed 2 --max-seconds 2700  # 3
 
 Steps: collect permissively licensed Python (stdlib + installed packages), train a SentencePiece
 tokenizer shaped like Code Llama's, train a Llama model with Code Llama's FIM recipe, and save a
@@ -44,6 +50,10 @@ def main() -> None:
     parser.add_argument("--short-middles", type=float, default=0.0, metavar="RATE",
                         help="share of FIM documents whose middle length is drawn log-uniformly (short, like an "
                              "editor's one-line gap) instead of from two uniform cut points")
+    parser.add_argument("--line-middles", type=float, default=0.0, metavar="RATE",
+                        help="share of FIM documents whose middle is 1-8 whole lines (line-level FIM)")
+    parser.add_argument("--single-lines", type=float, default=0.0, metavar="SHARE",
+                        help="of the line-level middles, the share that is exactly one line (the rest: 1-8 lines)")
     parser.add_argument("--learning-rate", type=float, default=nano.NanoConfig.learning_rate)
     parser.add_argument("--warmup-steps", type=int, default=nano.NanoConfig.warmup_steps)
     args = parser.parse_args()
@@ -86,15 +96,17 @@ def main() -> None:
         earlier_log = []
     if args.short_spans:
         cfg = dataclasses.replace(cfg, span_lines=(1, 80), log_uniform_spans=True)
-    cfg = dataclasses.replace(cfg, short_middle_rate=args.short_middles)
+    cfg = dataclasses.replace(cfg, short_middle_rate=args.short_middles, line_middle_rate=args.line_middles,
+                              single_line_share=args.single_lines)
     codec = nano.SentencePieceCodec(tokenizer_dir / "tokenizer.model")
     offset = {key: float(earlier_log[-1][key]) if earlier_log else 0.0 for key in ("step", "tokens", "seconds")}
+    phase = int(earlier_log[-1].get("phase") or 1) + 1 if earlier_log else 1
 
     def whole_log(log: nano.TrainingLog) -> nano.TrainingLog:
         """This run's rows after the earlier run's, with steps, tokens and seconds counted from the start."""
         rows = [{"phase": 1, **{k: v for k, v in row.items() if v != ""}} for row in earlier_log]
         for row in log.rows:
-            shifted = dict(row, phase=2 if earlier_log else 1)
+            shifted = dict(row, phase=phase)
             for key in offset:
                 shifted[key] = round(row[key] + offset[key], 1) if key == "seconds" else int(row[key] + offset[key])
             rows.append(shifted)

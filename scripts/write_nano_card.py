@@ -28,10 +28,13 @@ def loss_curve(rows: list[dict], path: Path) -> None:
     ax.plot([int(r["tokens"]) / 1e6 for r in held], [float(r["val_loss"]) for r in held], "o-", label="held-out, plain")
     ax.plot([int(r["tokens"]) / 1e6 for r in held], [float(r["val_fim_middle_loss"]) for r in held], "s-",
             label="held-out, FIM middle")
-    phase2 = [int(r["tokens"]) / 1e6 for r in rows if str(r.get("phase")) == "2"]
-    if phase2:
-        ax.axvline(phase2[0], color="grey", ls="--", lw=0.8)
-        ax.text(phase2[0], 7.9, " phase 2: short documents", fontsize=8, color="grey")
+    starts: dict[str, float] = {}
+    for r in rows:
+        starts.setdefault(str(r.get("phase") or "1"), int(r["tokens"]) / 1e6)
+    for phase, x in starts.items():
+        if phase != "1":
+            ax.axvline(x, color="grey", ls="--", lw=0.8)
+            ax.text(x, 7.9, f" phase {phase}", fontsize=8, color="grey")
     ax.set(xlabel="training tokens (millions)", ylabel="nats / token", ylim=(0, 8.5), title="nano Code Llama")
     ax.grid(alpha=0.3)
     ax.legend()
@@ -45,27 +48,44 @@ def _phase(name: str, meta: dict) -> str:
     low, high = cfg.get("span_lines", (3, 80))
     spans = f"{low}–{high} lines, " + ("log-uniform (short spans as common as long ones)" if cfg.get("log_uniform_spans")
                                         else "uniform")
+    lines, short = cfg.get("line_middle_rate", 0.0), cfg.get("short_middle_rate", 0.0)
+    if lines or short:
+        single = cfg.get("single_line_share", 0.0)
+        shape = (f"exactly one line for {single:.0%} of them, 1–8 lines log-uniform for the rest" if single
+                 else "1–8 whole lines, log-uniform")
+        spans += (f"; FIM middles: {lines:.0%} line-level ({shape}), {short:.0%} short character-level"
+                  f" (log-uniform length), the other {1 - lines - short:.0%} Code Llama's two uniform cut points")
+    last_lr = (meta.get("held_out") or {}).get("lr")
+    cut = (f" Stopped there, before its schedule ended (learning rate still {last_lr}); the next phase continued"
+           f" from that checkpoint." if last_lr and last_lr > 1.5 * cfg["min_learning_rate"] else "")
     return (f"- {name}: documents of {spans}; peak learning rate {cfg['learning_rate']} after {cfg['warmup_steps']} warm-up "
             f"steps, seed {cfg['seed']}; {meta['steps']} steps = {meta['tokens'] / 1e6:.1f} M tokens in "
-            f"{meta['seconds'] / 60:.0f} min ({meta['tokens_per_second']} tokens/s) on {meta['hardware']}, torch {meta['torch']}.\n")
+            f"{meta['seconds'] / 60:.0f} min ({meta['tokens_per_second']} tokens/s) on {meta['hardware']}, "
+            f"torch {meta['torch']}.{cut}\n")
 
 
 def training_phases(meta: dict) -> str:
     """One line per training phase (a continued run records the run it started from)."""
-    earlier = meta.get("continued_from")
-    if not earlier:
-        return _phase("budget", meta)
-    tokens = earlier["tokens"] + meta["tokens"]
-    minutes = (earlier["seconds"] + meta["seconds"]) / 60
-    return (_phase("phase 1, from random weights", earlier)
-            + _phase("phase 2, continued from phase 1 with many short documents: a FIM middle is about a third "
-                     "of its document, so short documents give short middles and many more `▁<EOT>` targets, "
-                     "which is what single-line infilling needs", meta)
-            + f"- in all: {tokens / 1e6:.1f} M tokens in {minutes:.0f} min. (Code Llama itself is continued training:"
-              f" Llama 2 weights, then 500 B tokens of code.)\n"
-              f"- reproduce: `python scripts/train_nano.py --max-seconds 5400`, then the `--continue-from` command in"
-              f" the script's docstring (on shared cores the time budget gives fewer steps; the step counts above are"
-              f" what this model got).\n")
+    chain = []
+    while meta:
+        chain.insert(0, meta)
+        meta = meta.get("continued_from")
+    if len(chain) == 1:
+        return _phase("budget", chain[0])
+    text = "".join(_phase(f"phase {i + 1}" + (", from random weights" if i == 0 else f", continued from phase {i}"), m)
+                   for i, m in enumerate(chain))
+    tokens, minutes = sum(m["tokens"] for m in chain), sum(m["seconds"] for m in chain) / 60
+    return (text
+            + f"- why more than one phase: with Code Llama's uniform cut points a middle is a third of its document"
+              f" on average, so phase 1 learned that a gap in 40 lines holds about 13 of them and almost never closed"
+              f" a one-line gap with `▁<EOT>` (1 % of single-line infills). The later phases continue the same"
+              f" weights with the gaps an editor asks for mixed in: line-level middles as in Bavarian et al. (2022),"
+              f" the FIM paper Code Llama builds on, and short character-level ones. (Code Llama itself is continued"
+              f" training: Llama 2 weights, then 500 B tokens of code.)\n"
+              f"- in all: {tokens / 1e6:.1f} M tokens in {minutes:.0f} min.\n"
+              f"- reproduce: the commands in `scripts/train_nano.py`'s docstring. A time budget gives fewer steps on"
+              f" shared cores, and a phase cut short is only approximated by `--max-steps`; the step counts above"
+              f" are what this model got.\n")
 
 
 def card(meta: dict, quality: dict | None, config: dict) -> str:

