@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from codellama_course.evaluation import Sandbox, SandboxWarning, js_offline_problems, read_problems
+from codellama_course.evaluation.sandbox import MAX_WORKERS
 
 from _evaluation_helpers import leftover, processes_of, sample_uids
 
@@ -160,7 +161,7 @@ def test_no_process_outlives_its_sample(env, py):
     assert leftover(PY_MARK) == []
     uids = sample_uids(env["box"])
     if uids:
-        assert processes_of(uids | {u + 1000 for u in uids}) == []
+        assert processes_of(uids | {u + MAX_WORKERS for u in uids}) == []  # samples' and judges' uids
 
 
 def test_the_evaluator_survives(env, py):
@@ -295,3 +296,12 @@ def test_unshare_fallback_still_isolates_network():
         r = box.run([Sandbox.job(ADD, "    return x + y\n"), Sandbox.job(ADD, net)])
         srv.close()
     assert r[0]["passed"] and not r[1]["passed"]
+
+
+def test_each_sandbox_draws_its_own_uids():
+    # two evaluations at once must not share sample uids (a per-uid process limit, signals)
+    bases = {Sandbox(workers=2, quiet=True).uid_base for _ in range(20)}
+    assert len(bases) > 1
+    assert all(b >= 1_000_000 and (b - 1_000_000) % (2 * MAX_WORKERS) == 0 for b in bases)
+    with pytest.raises(ValueError, match="at most 1000 workers"):
+        Sandbox(workers=MAX_WORKERS + 1, quiet=True)

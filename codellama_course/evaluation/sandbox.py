@@ -113,6 +113,17 @@ def _world_traversable(path: str) -> bool:
 
 #: Where bubblewrap's samples get their private scratch space (a fresh tmpfs).
 _BWRAP_TMP = "/tmp"
+MAX_WORKERS = 1000
+
+
+def _uid_block() -> int:
+    """The first of ``2 * MAX_WORKERS`` unprivileged uids (samples, then strict-mode judges), drawn at
+    random from 10^5 blocks above uid 10^6: two evaluations running at once then (almost surely)
+    never share a uid, and with it a ``RLIMIT_NPROC`` count or the right to signal each other's
+    samples. (With fixed uids, one run's fork bomb starved the other's node.js samples of threads.)"""
+    import secrets
+
+    return 1_000_000 + 2 * MAX_WORKERS * secrets.randbelow(100_000)
 
 
 def _under(path: str, root: str) -> bool:
@@ -300,8 +311,8 @@ class _Worker:
         self.scratch = scratch
         self._buf = bytearray()
         cfg = {
-            "uid": (61000 + self.index) if box.drop_uid else None,
-            "judge_uid": (62000 + self.index) if box.drop_uid else None,
+            "uid": (box.uid_base + self.index) if box.drop_uid else None,
+            "judge_uid": (box.uid_base + MAX_WORKERS + self.index) if box.drop_uid else None,
             "limits": {
                 "memory": int(box.memory_mb) << 20 if box.memory_mb else None,
                 "fsize": int(box.fsize_mb) << 20 if box.fsize_mb else None,
@@ -429,6 +440,10 @@ class Sandbox:
         depth: int = 3,
     ):
         self.workers = max(1, int(workers or min(4, os.cpu_count() or 1)))
+        if self.workers > MAX_WORKERS:
+            raise ValueError(f"workers={self.workers}: at most {MAX_WORKERS} workers per Sandbox")
+        #: this sandbox's own block of sample uids (see _uid_block)
+        self.uid_base = _uid_block()
         self.timeout = float(timeout)
         self.memory_mb, self.nproc, self.fsize_mb, self.nofile = memory_mb, nproc, fsize_mb, nofile
         self.isolation = detect_isolation(isolation)
