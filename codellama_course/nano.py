@@ -309,7 +309,7 @@ def fim_split(
 ) -> tuple[str, str, str]:
     """Split at two character positions drawn uniformly over the document (Code Llama paper).
 
-    Two optional variants (both off by default; phase 2 of the shipped nano uses them):
+    Two optional variants (both off by default; phases 2-3 of the shipped nano use them):
 
     * ``line_middle_rate``: the middle is whole lines: exactly one for ``single_line_share`` of them,
       1–8 (log-uniform) for the rest; the line-level FIM of Bavarian et al. (2022), the paper Code
@@ -340,11 +340,9 @@ def fim_split(
     return document[:a], document[a:b], document[b:]
 
 
-def fim_transform(
-    codec: SentencePieceCodec, document: str, rng: random.Random, *, short_middle_rate: float = 0.0,
-    line_middle_rate: float = 0.0, single_line_share: float = 0.0,
-) -> list[int]:
-    """Encode one training document, FIM-transformed with probability :data:`FIM_RATE`.
+def fim_transform(codec: SentencePieceCodec, document: str, rng: random.Random, **split: float) -> list[int]:
+    """Encode one training document, FIM-transformed with probability :data:`FIM_RATE`
+    (``split``: the options of :func:`fim_split`).
 
     * PSM: ``<s> ▁<PRE> enc(prefix) ▁<SUF> enc'(suffix) ▁<MID> enc'(middle) ▁<EOT> </s>``
     * SPM: ``<s> ▁<PRE> ▁<SUF> enc'(suffix) ▁<MID> enc(prefix) enc'(middle) ▁<EOT> </s>``
@@ -355,8 +353,7 @@ def fim_transform(
     """
     if rng.random() >= FIM_RATE:
         return [codec.bos_id, *codec.encode(document), codec.eos_id]
-    prefix, middle, suffix = fim_split(document, rng, short_middle_rate=short_middle_rate,
-                                       line_middle_rate=line_middle_rate, single_line_share=single_line_share)
+    prefix, middle, suffix = fim_split(document, rng, **split)
     middle_ids = [*codec.encode_no_space(middle), codec.eot_id, codec.eos_id]
     if rng.random() < SPM_RATE:
         return [codec.bos_id, codec.prefix_id, codec.suffix_id, *codec.encode_no_space(suffix),
@@ -400,15 +397,13 @@ def sample_document(
 
 def token_stream(
     codec: SentencePieceCodec, files: Sequence[str], *, seed: int, max_chars: int,
-    span_lines: tuple[int, int] = (3, 80), log_uniform: bool = False, short_middle_rate: float = 0.0,
-    line_middle_rate: float = 0.0, single_line_share: float = 0.0,
+    span_lines: tuple[int, int] = (3, 80), log_uniform: bool = False, **split: float,
 ) -> Iterator[int]:
-    """An endless, seeded stream of FIM-transformed training tokens."""
+    """An endless, seeded stream of FIM-transformed training tokens (``split``: see :func:`fim_split`)."""
     rng = random.Random(seed)
     while True:
         document = sample_document(files, rng, max_chars=max_chars, span_lines=span_lines, log_uniform=log_uniform)
-        yield from fim_transform(codec, document, rng, short_middle_rate=short_middle_rate,
-                                 line_middle_rate=line_middle_rate, single_line_share=single_line_share)
+        yield from fim_transform(codec, document, rng, **split)
 
 
 # ---------------------------------------------------------------------------------------------

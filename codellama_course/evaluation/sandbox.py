@@ -222,29 +222,6 @@ def _write_frame(fd: int, obj) -> None:
         view = view[os.write(fd, view):]
 
 
-def _read_exact(fd: int, n: int, deadline: float) -> bytes:
-    buf = bytearray()
-    while len(buf) < n:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise TimeoutError
-        r, _, _ = select.select([fd], [], [], left)
-        if not r:
-            raise TimeoutError
-        chunk = os.read(fd, n - len(buf))
-        if not chunk:
-            raise EOFError
-        buf += chunk
-    return bytes(buf)
-
-
-def _read_frame(fd: int, deadline: float) -> dict:
-    (n,) = struct.unpack(">I", _read_exact(fd, 4, deadline))
-    if n > 64 << 20:
-        raise ValueError("frame too large")
-    return json.loads(_read_exact(fd, n, deadline))
-
-
 # ----------------------------------------------------------------------------- workers
 class _Spawner:
     """Starts every worker from one long-lived thread.
@@ -341,7 +318,7 @@ class _Worker:
             cwd="/",
         )
         try:
-            self.hello = _read_frame(self.proc.stdout.fileno(), time.monotonic() + 60)
+            self.hello = self.recv(time.monotonic() + 60)
         except Exception as e:
             self.kill()
             raise RuntimeError(f"sandbox worker failed to start ({box.isolation}): {e!r}") from e
