@@ -66,3 +66,48 @@ def processes_of(uids: set[int]) -> list[str]:
 
 
 ISOLATION = os.environ.get("CODELLAMA_EVAL_ISOLATION", "auto")
+
+
+#: The isolations the sandbox tests run under: "unshare-no-pidns" is unshare's view without a PID
+#: namespace, what ``auto`` picks where /proc cannot be mounted (Colab).
+NAMESPACED = ("bwrap", "unshare", "unshare-no-pidns")
+
+
+def sandbox_under(kind: str, **options) -> Sandbox:
+    """A Sandbox with isolation ``kind`` (one of NAMESPACED or "none"), or a pytest skip that says why
+    it cannot run here."""
+    import pytest
+
+    from codellama_course.evaluation.isolation import is_root, probe
+
+    base = "unshare" if kind.startswith("unshare") else kind
+    if base != "none":
+        found = probe(base)
+        if not found.ok:
+            pytest.skip(f"{base} does not work here: {found.why}")
+    if kind == "unshare-no-pidns":
+        if not is_root():
+            pytest.skip("unshare without a PID namespace needs root (samples under their own uid)")
+        options["pid_namespace"] = False
+    elif kind == "unshare" and not probe("unshare").pid_namespace:
+        pytest.skip(f"no PID namespace here: {probe('unshare').why}")
+    return Sandbox(isolation=base, **options)
+
+
+def worker_pid(box: Sandbox, index: int = 0) -> int:
+    """The host pid of a worker's Python process (below bwrap/unshare, or the process itself)."""
+    top = box._workers[index].proc.pid
+    rows = _processes()
+    children: dict[int, list[int]] = {}
+    for pid, ppid, _, _ in rows:
+        children.setdefault(ppid, []).append(pid)
+    cmd = {pid: c for pid, _, _, c in rows}
+    todo, seen = [top], []
+    while todo:
+        pid = todo.pop()
+        seen.append(pid)
+        todo += children.get(pid, [])
+    workers = [p for p in seen if os.path.basename(cmd.get(p, "").split(" ", 1)[0]).startswith("python")
+               and " -I -c " in cmd[p]]  # the worker, or below it its strict-mode zygote
+    assert workers, [cmd.get(p, "?")[:80] for p in seen]
+    return min(workers, key=seen.index)

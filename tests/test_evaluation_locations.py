@@ -1,6 +1,6 @@
 """The sandbox works wherever the checkout and its venv live, /tmp included.
 
-bubblewrap gives the samples a private, empty ``/tmp`` (a tmpfs). CI clones the repository into a
+bubblewrap and unshare give the samples a private, empty ``/tmp`` (a tmpfs). CI clones the repository into a
 folder we do not choose -- often under ``/tmp`` -- with its ``.venv`` inside, so the worker's
 interpreter (``sys.executable``, ``sys.prefix``) was hidden by that tmpfs and every worker died
 before saying hello ("sandbox worker failed to start (bwrap): EOFError"). Here a throwaway venv
@@ -17,8 +17,9 @@ import tempfile
 import pytest
 
 from codellama_course.evaluation import Sandbox, read_problems
-from codellama_course.evaluation import sandbox as sandbox_mod
-from codellama_course.evaluation.sandbox import detect_isolation
+from codellama_course.evaluation import isolation as isolation_mod
+
+from _evaluation_helpers import sandbox_under
 
 ADD = read_problems()["HumanEval/53"]  # add(x, y); its test calls add() many times
 ANSWER = "    return x + y\n"
@@ -38,7 +39,7 @@ def test_paths_under_tmp_are_mounted_back_after_the_private_tmp():
     try:
         venv = os.path.join(top, "checkout", ".venv")
         os.makedirs(os.path.join(venv, "bin"))
-        argv = sandbox_mod._bwrap_argv(keep=[venv, os.path.join(venv, "bin"), "/usr/lib", "/tmp"])
+        argv = isolation_mod.bwrap_argv(keep=[venv, os.path.join(venv, "bin"), "/usr/lib", "/tmp"])
         assert _after(argv, ["--tmpfs", "/tmp"], ["--ro-bind", venv, venv])
         assert argv.count("--ro-bind") == 2  # "/" and the venv (its bin is inside; /usr/lib is visible)
         parent = os.path.dirname(venv)  # made traversable for the samples' uid, before the mount
@@ -65,8 +66,8 @@ def venv_under_tmp():
     shutil.rmtree(top, ignore_errors=True)
 
 
-@pytest.mark.skipif(detect_isolation() != "bwrap", reason="the private /tmp is bubblewrap's")
-def test_sandbox_with_its_interpreter_and_venv_under_tmp(venv_under_tmp, monkeypatch):
+@pytest.mark.parametrize("kind", ["bwrap", "unshare"])
+def test_sandbox_with_its_interpreter_and_venv_under_tmp(kind, venv_under_tmp, monkeypatch):
     top, venv = venv_under_tmp
     python = os.path.join(venv, "bin", "python")
     cfg = open(os.path.join(venv, "pyvenv.cfg")).read()
@@ -94,9 +95,9 @@ def test_sandbox_with_its_interpreter_and_venv_under_tmp(venv_under_tmp, monkeyp
         f"    open(p, 'w').write('x')\n"
     )
     for drop_uid in (None, False):
-        with Sandbox(workers=1, timeout=3.0, quiet=True, drop_uid=drop_uid) as box:
-            assert box.isolation == "bwrap"
-            assert venv in box._remounts and venv in box._prefix
+        with sandbox_under(kind, workers=1, timeout=3.0, quiet=True, drop_uid=drop_uid) as box:
+            assert box.isolation == kind
+            assert venv in box._remounts and any(venv in arg for arg in box._command())
             # /tmp holds the samples' folder and what was mounted back (this venv; the checkout
             # too when it lies under /tmp), nothing else
             expected = {"sample"} | {p.split("/")[2] for p in box._remounts if p.startswith("/tmp/")}

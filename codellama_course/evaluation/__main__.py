@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
 
 
 def _ks(text: str) -> list[int]:
@@ -21,6 +22,10 @@ def _ks(text: str) -> list[int]:
     if not ks or min(ks) < 1:
         raise argparse.ArgumentTypeError("--k values must be >= 1")
     return ks
+
+
+def _one_line(message, category, filename, lineno, file=None, line=None) -> None:
+    print(f"WARNING: {message}", file=sys.stderr)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,7 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "forged passes) and report both scores")
     p.add_argument("--ignore-incomplete", "--ignore_incomplete", dest="ignore_incomplete", action="store_true",
                    help="score only the tasks that have samples")
-    p.add_argument("--isolation", choices=["auto", "bwrap", "unshare", "none"], default="auto")
+    p.add_argument("--isolation", choices=["auto", "bwrap", "unshare", "none"], default="auto",
+                   help="auto (default): the strongest that works here -- bubblewrap, else util-linux unshare -- "
+                        "and a refusal where neither does; none: run the samples UNCONFINED (only when asked for)")
     p.add_argument("--memory-mb", type=int, default=1024, help="address-space limit per sample process")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.add_argument("--json", action="store_true", help="print the scores as one JSON object")
@@ -56,20 +63,22 @@ def main(argv: list[str] | None = None) -> int:
 
     stats: dict = {}
     try:
-        scores = evaluate_functional_correctness(
-            args.sample_file,
-            k=args.k,
-            n_workers=args.workers,
-            timeout=args.timeout,
-            problem_file=args.problems,
-            ignore_incomplete=args.ignore_incomplete,
-            language=args.language,
-            strict=args.strict,
-            progress=not args.quiet,
-            isolation=args.isolation,
-            memory_mb=args.memory_mb,
-            stats=stats,
-        )
+        with warnings.catch_warnings():
+            warnings.showwarning = _one_line  # isolation none: its warning is one line on stderr
+            scores = evaluate_functional_correctness(
+                args.sample_file,
+                k=args.k,
+                n_workers=args.workers,
+                timeout=args.timeout,
+                problem_file=args.problems,
+                ignore_incomplete=args.ignore_incomplete,
+                language=args.language,
+                strict=args.strict,
+                progress=not args.quiet,
+                isolation=args.isolation,
+                memory_mb=args.memory_mb,
+                stats=stats,
+            )
     except (ValueError, KeyError, RuntimeError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

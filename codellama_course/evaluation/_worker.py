@@ -1467,6 +1467,24 @@ def probe_uid(uid):
     return os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
 
 
+def writable_mounts():
+    """The mount points this process sees that it could write to (not mounted read-only): the
+    evaluator checks that a view it built itself has none outside the scratch directory."""
+    try:
+        with open("/proc/self/mountinfo", encoding="utf-8", errors="surrogateescape") as f:
+            points = [line.split(" ")[4] for line in f if line.count(" ") >= 5]
+    except OSError:
+        return []
+    out = []
+    for point in dict.fromkeys(re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), p) for p in points):
+        try:  # (the path resolves to the mount that is visible there; hidden ones are not seen)
+            if not os.statvfs(point).f_flag & os.ST_RDONLY:
+                out.append(point)
+        except OSError:
+            pass
+    return out
+
+
 def main():
     global WORKER_SRC
     if sys.argv[1] == "--zygote":
@@ -1514,6 +1532,7 @@ def main():
             "private_pidns": cfg["private_pidns"],
             "uid": cfg.get("uid"),
             "python": sys.version.split()[0],
+            "writable": writable_mounts(),
         },
     )
     handlers = {"python": run_python, "python-strict": run_python_strict, "js": run_js, "js-strict": run_js_strict}

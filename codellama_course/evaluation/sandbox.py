@@ -1,22 +1,17 @@
-"""The execution sandbox, evaluator side: isolation detection, worker pool, verdicts.
+"""The execution sandbox, evaluator side: worker pool, verdicts.
 
 Layout (see docs/evaluation.md for the full threat table)::
 
     evaluator (this module, outside every namespace)
-      |-- worker 0: bwrap [read-only /, private /tmp, no network, own PID/IPC/UTS namespaces]
+      |-- worker 0: bwrap or unshare [read-only /, private /tmp, no network, own PID/IPC/UTS namespaces]
       |      `-- python _worker.py   (trusted; started once; forks one child per sample)
       |             `-- sample child (new session, own uid, rlimits, scratch cwd, empty env)
       `-- worker 1 ...
 
 The worker is started once per pool (python start-up and imports are paid once); each sample
-costs one ``fork``. Isolation is chosen by ``isolation=``:
-
-* ``"bwrap"``  -- bubblewrap: read-only root, private ``/tmp``, minimal ``/dev``, no network, own
-  PID namespace (every leftover process is killed with ``kill(-1)``), ``--die-with-parent``.
-* ``"unshare"`` -- util-linux ``unshare``: no network, own PID namespace; the filesystem is *not*
-  read-only.
-* ``"none"``   -- plain processes with rlimits only, with a loud warning.
-* ``"auto"``   -- the first of these that works here.
+costs one ``fork``. Isolation is chosen by ``isolation=`` (see :mod:`.isolation`): ``auto`` takes
+the strongest that works here and refuses to run model code unconfined; ``none`` (plain processes,
+rlimits only) must be asked for by name.
 
 When the evaluator runs as root, samples additionally run under their own unprivileged uid, so
 they cannot signal or trace the worker, read root-only files, or write anywhere but their
@@ -41,38 +36,27 @@ import warnings
 from collections import deque
 from dataclasses import dataclass, field
 from importlib import resources
-from typing import Callable, Iterable, Iterator, Sequence
+from typing import Callable, Sequence
 
-__all__ = ["Sandbox", "SandboxWarning", "detect_isolation", "NOT_CONTAINED", "CONTAINED"]
+from .isolation import (
+    SCRATCH,
+    SandboxUnavailable,
+    bwrap_argv,
+    clean_env,
+    containment,
+    containment_table,
+    detect_isolation,
+    is_root,
+    probe,
+    reachable,
+    remounts,
+    under,
+    unshare_argv,
+)
+
+__all__ = ["Sandbox", "SandboxWarning", "SandboxUnavailable", "detect_isolation"]
 
 _WORKER_SRC: str | None = None
-_DETECTED: dict[str, bool] = {}
-
-#: What each isolation level leaves open (printed in the warning, documented in docs/evaluation.md).
-NOT_CONTAINED = {
-    "bwrap": [
-        "samples can read world-readable files of the host (the root filesystem is mounted read-only)",
-        "CPU and memory are limited per process (rlimits), not per sandbox (no cgroup)",
-    ],
-    "unshare": [
-        "the filesystem is NOT read-only: a sample can write or delete anything its uid may",
-        "samples can read world-readable files of the host",
-        "CPU and memory are limited per process (rlimits), not per sandbox (no cgroup)",
-    ],
-    "none": [
-        "NO network isolation: samples can reach the network",
-        "NO PID namespace: samples can see other processes and, with the same uid, signal them",
-        "the filesystem is NOT read-only: a sample can write or delete anything its uid may",
-        "processes a sample detaches are only found through the worker's child-subreaper sweep",
-        "samples can read world-readable files and /proc of the host",
-    ],
-}
-CONTAINED = {
-    "bwrap": ["network", "PID namespace (leftover processes are killed)", "read-only filesystem",
-              "private /tmp scratch", "environment cleared", "rlimits"],
-    "unshare": ["network", "PID namespace (leftover processes are killed)", "environment cleared", "rlimits"],
-    "none": ["environment cleared", "rlimits", "session kill + child-subreaper sweep"],
-}
 
 
 class SandboxWarning(UserWarning):
@@ -86,33 +70,6 @@ def _worker_source() -> str:
     return _WORKER_SRC
 
 
-def _clean_env() -> dict[str, str]:
-    return {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": "/tmp"}
-
-
-def _is_root() -> bool:
-    return hasattr(os, "geteuid") and os.geteuid() == 0
-
-
-def _world_traversable(path: str) -> bool:
-    """Can any uid reach ``path`` (o+x on every directory on the way)?"""
-    import stat
-
-    path = os.path.realpath(path)
-    while True:
-        try:
-            if not os.stat(path).st_mode & stat.S_IXOTH:
-                return False
-        except OSError:
-            return False
-        parent = os.path.dirname(path)
-        if parent == path:
-            return True
-        path = parent
-
-
-#: Where bubblewrap's samples get their private scratch space (a fresh tmpfs).
-_BWRAP_TMP = "/tmp"
 MAX_WORKERS = 1000
 
 
@@ -124,93 +81,6 @@ def _uid_block() -> int:
     import secrets
 
     return 1_000_000 + 2 * MAX_WORKERS * secrets.randbelow(100_000)
-
-
-def _under(path: str, root: str) -> bool:
-    return path == root or path.startswith(root.rstrip("/") + "/")
-
-
-def _bwrap_hidden(hide: Sequence[str]) -> list[str]:
-    """The folders of ``hide`` that get their own empty tmpfs (those under /tmp are hidden anyway)."""
-    return [h for h in dict.fromkeys(hide) if h and h != "/" and os.path.isdir(h) and not _under(h, _BWRAP_TMP)]
-
-
-def _bwrap_remounts(hide: Sequence[str], keep: Sequence[str]) -> list[str]:
-    """The paths of ``keep`` that a tmpfs hides (under /tmp or ``hide``), outermost only: the ones
-    bubblewrap must mount back, read-only, for the worker to start."""
-    masked = [_BWRAP_TMP] + _bwrap_hidden(hide)
-    keep = sorted(os.path.normpath(p) for p in set(keep) if p and os.path.isabs(p) and os.path.exists(p))
-    # re-mounting /tmp (or a folder above it) would undo the private /tmp
-    keep = [p for p in keep if any(_under(p, m) for m in masked) and not _under(_BWRAP_TMP, p)]
-    return [p for p in keep if not any(p != q and _under(p, q) for q in keep)]
-
-
-def _bwrap_argv(hide: Sequence[str] = (), keep: Sequence[str] = ()) -> list[str]:
-    """bubblewrap's command line: read-only ``/``, a private ``/tmp``, and ``hide`` (folders that
-    exist) replaced by empty tmpfs. ``keep`` are host paths the worker needs (interpreter, venv,
-    ``sys.path``) that lie under ``/tmp`` or ``hide``: they are mounted back read-only, at the same
-    place, *after* the tmpfs that hides them (bubblewrap applies its arguments in order)."""
-    bwrap = shutil.which("bwrap")
-    argv = [bwrap, "--ro-bind", "/", "/", "--tmpfs", _BWRAP_TMP, "--dev", "/dev", "--proc", "/proc"]
-    hide = _bwrap_hidden(hide)
-    for path in hide:
-        argv += ["--tmpfs", path]
-    masked = [_BWRAP_TMP] + hide
-    made: set[str] = set(masked)
-    for path in _bwrap_remounts(hide, keep):
-        # bwrap creates missing parents 0700 (root's, in the tmpfs): make them traversable for the
-        # samples' uid, and make them before the mount, so they are ours and not the host's
-        parts = path.strip("/").split("/")
-        for i in range(1, len(parts)):
-            parent = "/" + "/".join(parts[:i])
-            if parent not in made and any(parent.startswith(m.rstrip("/") + "/") for m in masked):
-                argv += ["--perms", "0755", "--dir", parent]
-                made.add(parent)
-        argv += ["--ro-bind", path, path]
-    if _is_root():
-        # no user namespace: we want real uids, so samples can run as their own uid
-        argv += ["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try"]
-        argv += ["--cap-drop", "ALL"]
-        for cap in ("CAP_KILL", "CAP_SETUID", "CAP_SETGID", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_CHOWN"):
-            argv += ["--cap-add", cap]
-    else:
-        argv += ["--unshare-all"]
-    argv += ["--die-with-parent", "--new-session", "--chdir", "/tmp", "--"]
-    return argv
-
-
-def _unshare_argv() -> list[str]:
-    argv = [shutil.which("unshare")]
-    if not _is_root():
-        argv += ["--user", "--map-root-user"]
-    return argv + ["--mount", "--net", "--pid", "--ipc", "--uts", "--fork", "--kill-child", "--mount-proc", "--"]
-
-
-def _works(argv: list[str]) -> bool:
-    try:
-        r = subprocess.run(argv + ["/bin/true"], env=_clean_env(), stdout=subprocess.DEVNULL,
-                           stderr=subprocess.DEVNULL, timeout=20)
-        return r.returncode == 0
-    except (OSError, subprocess.SubprocessError):
-        return False
-
-
-def detect_isolation(preferred: str = "auto") -> str:
-    """The strongest isolation available: ``bwrap``, then ``unshare``, then ``none``."""
-    if preferred not in ("auto", "bwrap", "unshare", "none"):
-        raise ValueError(f"isolation must be auto, bwrap, unshare or none, not {preferred!r}")
-    if preferred == "none" or not sys.platform.startswith("linux"):
-        return "none"
-    order = ["bwrap", "unshare"] if preferred == "auto" else [preferred]
-    for kind in order:
-        if kind not in _DETECTED:
-            tool = shutil.which(kind)
-            _DETECTED[kind] = bool(tool) and _works(_bwrap_argv() if kind == "bwrap" else _unshare_argv())
-        if _DETECTED[kind]:
-            return kind
-    if preferred != "auto":
-        raise RuntimeError(f"isolation {preferred!r} is not available on this machine")
-    return "none"
 
 
 # ----------------------------------------------------------------------------- framing
@@ -279,9 +149,9 @@ class _Worker:
     def start(self) -> None:
         box = self.box
         keep: list[str] = []
-        if box.isolation == "bwrap":
-            scratch = _BWRAP_TMP  # the private tmpfs; host paths mounted back into it stay
-            keep = [p for p in box._remounts if _under(p, scratch)]
+        if box.isolation != "none":
+            scratch = SCRATCH  # the private tmpfs; host paths mounted back into it stay
+            keep = [p for p in box._remounts if under(p, scratch)]
         else:
             scratch = tempfile.mkdtemp(prefix=f"w{self.index}-", dir=box._tmp_root)
             os.chmod(scratch, 0o755)
@@ -300,19 +170,19 @@ class _Worker:
             "scratch_keep": keep,
             "sample_dir": _sample_dir(scratch, keep),
             "sweep_scratch_root": True,
-            "expect_private_pidns": box.isolation in ("bwrap", "unshare"),
+            "expect_private_pidns": box.isolation != "none" and box.pid_namespace,
             "host_pidns": box._host_pidns,
             "node": box.node,
             "sys_path": [p for p in sys.path if p and os.path.isabs(p)],
             "worker_src": _worker_source(),
         }
-        argv = box._prefix + [sys.executable, "-I", "-c", _worker_source(), json.dumps(cfg)]
+        argv = box._command() + [sys.executable, "-I", "-c", _worker_source(), json.dumps(cfg)]
         self.proc = _Spawner.popen(
             argv,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL if not box.debug else None,
-            env=_clean_env(),
+            env=clean_env(),
             close_fds=True,
             start_new_session=True,
             cwd="/",
@@ -322,6 +192,10 @@ class _Worker:
         except Exception as e:
             self.kill()
             raise RuntimeError(f"sandbox worker failed to start ({box.isolation}): {e!r}") from e
+        outside = [w for w in self.hello.get("writable", ()) if not under(w, SCRATCH)]
+        if box.isolation == "unshare" and outside:  # the view we built ourselves: checked
+            self.kill()
+            raise RuntimeError(f"sandbox worker (unshare) could write outside {SCRATCH}: {outside}")
 
     def kill(self, graceful: bool = False) -> None:
         if self.proc is None:
@@ -399,6 +273,11 @@ class Sandbox:
     address space of each sample process (``RLIMIT_AS``; ``RLIMIT_DATA`` for node), ``nproc`` the
     processes and threads of a sample's uid (only when samples get their own uid, i.e. as root),
     ``fsize_mb`` the size of any file written, ``nofile`` the open descriptors.
+
+    ``isolation``: ``auto`` (the strongest that works here: ``bwrap``, then ``unshare``; raises
+    :class:`SandboxUnavailable` where neither does), ``bwrap``, ``unshare``, or ``none`` -- plain
+    processes, only when asked for by name, with a one-line warning. ``pid_namespace=False`` runs
+    ``unshare`` without a PID namespace, as ``auto`` does where ``/proc`` cannot be mounted.
     """
 
     def __init__(
@@ -415,6 +294,7 @@ class Sandbox:
         quiet: bool = False,
         debug: bool = False,
         depth: int = 3,
+        pid_namespace: bool | None = None,
     ):
         self.workers = max(1, int(workers or min(4, os.cpu_count() or 1)))
         if self.workers > MAX_WORKERS:
@@ -424,61 +304,69 @@ class Sandbox:
         self.timeout = float(timeout)
         self.memory_mb, self.nproc, self.fsize_mb, self.nofile = memory_mb, nproc, fsize_mb, nofile
         self.isolation = detect_isolation(isolation)
-        self.drop_uid = _is_root() if drop_uid is None else bool(drop_uid)
-        if self.drop_uid and self.isolation != "bwrap":
-            # without bwrap's re-mounts the interpreter must be reachable by the samples' uid
-            needed = [sys.base_prefix] + [p for p in sys.path if p and os.path.isabs(p) and os.path.exists(p)]
-            if not all(_world_traversable(p) for p in needed):
-                self.drop_uid = False
+        #: does the worker get its own PID namespace (and a fresh /proc)?
+        self.pid_namespace = self.isolation != "none" and (
+            probe(self.isolation).pid_namespace if pid_namespace is None else bool(pid_namespace))
+        self.drop_uid = is_root() if drop_uid is None else bool(drop_uid)
         self.debug = debug
         self.depth = max(1, int(depth))
         self.node = shutil.which("node")
         self._host_pidns = os.readlink("/proc/self/ns/pid") if os.path.exists("/proc/self/ns/pid") else None
-        self._tmp_root: str | None = None  # scratch folders outside bubblewrap (made in start())
+        # made in start(): unshare's staging folder, or (isolation none) the workers' scratch folders
+        self._tmp_root: str | None = None
         home = os.path.expanduser("~")
-        # what the worker needs from the host: the interpreter (its venv too) and sys.path; under
-        # bubblewrap those that lie under /tmp or a hidden home are mounted back read-only
+        # what the worker needs from the host: the interpreter (its venv too) and sys.path; those
+        # that lie under /tmp or a hidden home are mounted back read-only
         needed = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix,
                   os.path.dirname(sys.executable)} | {p for p in sys.path if p and os.path.isabs(p)}
         needed |= {os.path.realpath(p) for p in needed} | {os.path.dirname(os.path.realpath(sys.executable))}
-        hide = sorted(p for p in {home, "/root", "/home"} if p and p != "/")
-        #: host paths mounted back read-only inside bubblewrap (the worker must not sweep them)
-        self._remounts: list[str] = []
-        if self.isolation == "bwrap":
-            self._remounts = _bwrap_remounts(hide, needed)
-            self._prefix = _bwrap_argv(hide=hide, keep=needed)
-        elif self.isolation == "unshare":
-            self._prefix = _unshare_argv()
-        else:
-            self._prefix = []
+        self._hide = sorted(p for p in {home, "/root", "/home"} if p and p != "/") if self.isolation != "none" else []
+        self._needed = sorted(needed)
+        #: host paths mounted back read-only into the view (the worker must not sweep them)
+        self._remounts: list[str] = remounts(self._hide, needed) if self.isolation != "none" else []
+        if self.drop_uid and self.isolation != "bwrap":
+            # bubblewrap's sandbox root may enter everything; elsewhere the samples' uid must be able
+            # to reach the interpreter and sys.path in the view
+            used = [sys.base_prefix] + [p for p in sys.path if p and os.path.isabs(p) and os.path.exists(p)]
+            if not all(reachable(p, self._hide, needed) for p in used):
+                self.drop_uid = False
+        if self.isolation == "unshare" and not self.pid_namespace and not self.drop_uid:
+            # without a PID namespace, only their own uid keeps samples from signalling host processes
+            raise SandboxUnavailable("unshare without a PID namespace needs samples under their own uid: run the "
+                                     "evaluator as root, with the interpreter and sys.path readable by other users")
         self._workers: list[_Worker] = []
         self.quiet = quiet
-        if self.isolation != "bwrap" and not quiet:
+        if self.isolation == "none":
             self.warn()
 
+    def _command(self) -> list[str]:
+        """What the worker's own command line goes after: the isolation's."""
+        if self.isolation == "bwrap":
+            return bwrap_argv(hide=self._hide, keep=self._needed)
+        if self.isolation == "unshare":
+            return unshare_argv(self._hide, self._needed, stage=self._tmp_root, pid_namespace=self.pid_namespace)
+        return []
+
     # -- reporting
+    def containment(self) -> list[dict]:
+        """What this sandbox contains: one row per threat (``threat``, ``contained``, ``how``)."""
+        return containment(self.isolation, pid_namespace=self.pid_namespace, own_uid=self.drop_uid)
+
     def describe(self) -> str:
-        lines = [f"isolation: {self.isolation}" + (" (samples run as their own uid)" if self.drop_uid else "")]
-        lines += [f"  contained: {c}" for c in CONTAINED[self.isolation]]
-        lines += [f"  NOT contained: {c}" for c in NOT_CONTAINED[self.isolation]]
-        if not self.drop_uid:
-            lines.append("  NOT contained: samples run as the evaluator's uid (not root), so they can read "
-                         "its files" + ("" if self.isolation != "none" else " and signal its processes"))
-        return "\n".join(lines)
+        """The isolation in use and, threat by threat, what it contains (a text table)."""
+        return containment_table(self.isolation, pid_namespace=self.pid_namespace, own_uid=self.drop_uid)
 
     def warn(self) -> None:
-        msg = (
-            f"codellama_course.evaluation: bubblewrap is not available, running samples with weaker "
-            f"isolation.\n{self.describe()}\nInstall bubblewrap (Debian/Ubuntu: apt-get install bubblewrap) "
-            f"for a read-only filesystem and full process containment."
-        )
-        warnings.warn(msg, SandboxWarning, stacklevel=3)
-        print("WARNING: " + msg, file=sys.stderr)
+        """The one line ``isolation="none"`` gets, once per Sandbox."""
+        warnings.warn("isolation='none': model-generated code runs UNCONFINED (no namespaces: it can change "
+                      "files, reach the network and signal your processes; only rlimits apply)",
+                      SandboxWarning, stacklevel=3)
 
     # -- lifecycle
     def start(self) -> "Sandbox":
         if not self._workers:
             if self.isolation != "bwrap" and not (self._tmp_root and os.path.isdir(self._tmp_root)):
+                # unshare: the empty folder its view is staged in; none: the parent of the scratch folders
                 self._tmp_root = tempfile.mkdtemp(prefix="codellama-eval-")
                 os.chmod(self._tmp_root, 0o755)
             self._workers = [_Worker(self, i) for i in range(self.workers)]
