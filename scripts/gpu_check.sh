@@ -104,8 +104,11 @@ if [ -n "$missing" ]; then
   exit 1
 fi
 
-mkdir -p "$out" "$work/logs" "$work/status"
-rm -f "$work"/status/* "$work"/logs/*
+mkdir -p "$out" "$work"
+# nothing of an earlier run may pass for this one's
+rm -f "$out"/gpu_check.log "$out"/bench_gpu_quantization.* "$out"/notebook05_gpu_results.md "$out"/gpu_check_runs.tar.gz
+rm -rf "$work"/logs "$work"/status "$work"/nano-* "$work"/hf-*
+mkdir -p "$work/logs" "$work/status"
 log="$out/gpu_check.log"
 start=$(date +%s)
 deadline=$((start + budget))
@@ -119,6 +122,7 @@ print(" ".join(f"{d} {m.version(d)}" for d in ("transformers", "accelerate", "bi
   echo "budget ${budget} s, ${jobs_at_once} jobs at a time, precisions: ${precisions[*]}"
 } > "$log"
 cat "$log"
+header_lines=$(wc -l < "$log")
 
 # run_job NAME ENV CMD: runs under `timeout` (what is left of the budget), records "status seconds"
 run_job() {
@@ -173,7 +177,7 @@ passed=0 failed=0
   echo "summary: $passed passed, $failed not passed, in $(($(date +%s) - start)) s"
   [ -f "$out/notebook05_gpu_results.md" ] && { echo; echo "notebook 05 results:"; cat "$out/notebook05_gpu_results.md"; }
 } >> "$log"
-tail -n +7 "$log"
+tail -n +"$((header_lines + 1))" "$log"
 
 # every job's log, and the executed notebooks of the jobs that did not pass (to see where they stopped)
 keep=("$work/logs")

@@ -150,3 +150,29 @@ def test_a_run_without_the_rehearsal_says_so_and_fails(tmp_path):
     assert result.returncode == 1
     assert "stand-ins: NOT RUN, scripts/rehearsal.py is not in this checkout" in log
     assert "summary: 3 passed, 1 not passed" in log
+
+
+def test_missing_packages_stop_the_run_before_anything_runs(tmp_path):
+    root = _tree(tmp_path, rehearsal=True)
+    stub = tmp_path / "python"
+    stub.write_text(STUB_PYTHON.replace('  esac\n  exit 0', '    *find_spec*) echo "nbclient bitsandbytes" ;;\n  esac\n  exit 0', 1))
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "notebook05_gpu_results.md").write_text("an earlier run's figures")
+    result = _run(root, {"PYTHON": str(stub), "OUT": str(out), "GPU_CHECK_WORK": str(tmp_path / "w")})
+    assert result.returncode == 1
+    assert "lacks: nbclient bitsandbytes" in result.stderr and "Nothing was run." in result.stderr
+    assert not (out / "gpu_check.log").exists()
+
+
+def test_an_earlier_runs_figures_never_pass_for_this_ones(tmp_path):
+    root = _tree(tmp_path, rehearsal=False)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "notebook05_gpu_results.md").write_text("an earlier run's figures")
+    stub = tmp_path / "python"
+    stub.write_text(STUB_PYTHON.replace('echo "| fp16 | 12.55 GiB |" > "$2"', "true", 1))  # this bench writes no table
+    _run(root, {"PYTHON": str(stub), "OUT": str(out), "GPU_CHECK_WORK": str(tmp_path / "w"),
+                "GPU_CHECK_PRECISIONS": "fp16"})
+    assert not (out / "notebook05_gpu_results.md").exists()
+    assert "an earlier run's figures" not in (out / "gpu_check.log").read_text()
