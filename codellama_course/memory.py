@@ -254,7 +254,9 @@ def count_parameters(model) -> int:
     ``sum(p.numel() for p in model.parameters())`` counts *stored elements*: bitsandbytes' 4-bit
     ``Params4bit`` packs two weights per byte, so there it is about half the real count. A 4-bit weight
     keeps its original shape in ``p.quant_state.shape``; that is what is counted here. 8-bit weights store
-    one int8 per weight, so their ``numel()`` is already right. Works on any ``nn.Module``, on any device."""
+    one int8 per weight, so their ``numel()`` is already right. transformers' ``model.num_parameters()`` agrees
+    on a model it quantized itself (it doubles packed counts when ``is_loaded_in_4bit`` is set); this works on
+    any ``nn.Module``, also one quantized by hand (``benchmarks/bench_gpu_quantization.py``), on any device."""
     total = 0
     for p in model.parameters():
         state = getattr(p, "quant_state", None)

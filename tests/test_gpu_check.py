@@ -176,3 +176,25 @@ def test_an_earlier_runs_figures_never_pass_for_this_ones(tmp_path):
                 "GPU_CHECK_PRECISIONS": "fp16"})
     assert not (out / "notebook05_gpu_results.md").exists()
     assert "an earlier run's figures" not in (out / "gpu_check.log").read_text()
+
+
+def test_bench_markdown_is_notebook05s_results_table():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_gpu", ROOT / "benchmarks" / "bench_gpu_quantization.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    data = {"date": "2099-01-02", "gpu": "NVIDIA H100 80GB HBM3", "gpu_memory_gib": 79.1, "compute_capability": "9.0",
+            "model": "CodeLlama-7B architecture (6.74B parameters), random weights", "prompt_tokens": 32,
+            "new_tokens": 128, "torch": "2.11.0", "transformers": "5.17.0", "bitsandbytes": "bitsandbytes 0.50.2",
+            "results": [
+                {"precision": "fp16", "gpu_memory_gib": 12.6, "estimate_gib": 12.55, "decode_tokens_per_s": 150.04,
+                 "roofline_tokens_per_s": 253.5, "share_of_roofline": 0.5919},
+                {"precision": "nf4", "gpu_memory_gib": 3.7, "estimate_gib": 3.6, "decode_tokens_per_s": 80.0,
+                 "roofline_tokens_per_s": None, "share_of_roofline": None}]}
+    text = bench.markdown_report(data)
+    assert text.startswith("*Measured on 2099-01-02 on NVIDIA H100 80GB HBM3 (79.1 GiB, compute capability 9.0)")
+    rows = [line for line in text.splitlines() if line.startswith("| ")]
+    assert rows == ["| precision | GPU memory | estimate | decode | roofline | of roofline |",
+                    "| fp16 | 12.60 GiB | 12.55 GiB | 150.0 tokens/s | 253.5 tokens/s | 59 % |",
+                    "| nf4 | 3.70 GiB | 3.60 GiB | 80.0 tokens/s | n/a | n/a |"]
