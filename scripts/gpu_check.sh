@@ -24,14 +24,14 @@
 # Settings (environment): PYTHON (default .venv/bin/python if it runs, else python3), GPU_CHECK_BUDGET_S
 # (whole run, default 540), GPU_CHECK_JOBS (default 10), GPU_CHECK_PRECISIONS (default "bf16 fp16 4bit"),
 # GPU_CHECK_NOTEBOOKS (default: every notebooks/NN_*.ipynb), GPU_CHECK_WORK (scratch, default build/gpu_check_work).
-set -uo pipefail
+set -euo pipefail  # each job's failure is caught and recorded, never fatal to the check
 cd "$(dirname "$0")/.."
 
 dry_run=0
 case "${1:-}" in
   --dry-run) dry_run=1 ;;
   "") ;;
-  -h|--help) sed -n '2,/^set -uo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+  -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
   *) echo "gpu_check: unknown argument '$1' (use --dry-run, or none)" >&2; exit 2 ;;
 esac
 
@@ -59,7 +59,7 @@ esac
 # ---- the plan: one line per job, "name<TAB>environment<TAB>command" -----------------------------------
 plan=()
 have_rehearsal=0
-[ -f scripts/rehearsal.py ] && have_rehearsal=1
+if [ -f scripts/rehearsal.py ]; then have_rehearsal=1; fi
 if [ "$have_rehearsal" = 1 ]; then  # the longest jobs first
   plan+=("standins-auto	CODELLAMA_COURSE_PRECISION=auto	$py scripts/rehearsal.py --sizes 7b,13b,34b,70b --hf-home $work/hf-auto")
   plan+=("standins-7b-fp16	CODELLAMA_COURSE_PRECISION=fp16	$py scripts/rehearsal.py --sizes 7b --hf-home $work/hf-fp16")
@@ -115,7 +115,7 @@ deadline=$((start + budget))
 {
   echo "gpu_check: $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
   echo "GPU: $gpu"
-  command -v nvidia-smi >/dev/null && echo "nvidia-smi: $(nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | head -n 1)"
+  if command -v nvidia-smi >/dev/null; then echo "nvidia-smi: $(nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | head -n 1)"; fi
   echo "versions: $("$py" -c 'import importlib.metadata as m
 print(" ".join(f"{d} {m.version(d)}" for d in ("transformers", "accelerate", "bitsandbytes", "tokenizers")))' 2>&1)"
   echo "commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$( [ -n "$(git status --porcelain 2>/dev/null)" ] && echo ' (with uncommitted changes)')"
@@ -134,8 +134,8 @@ run_job() {
   fi
   t0=$(date +%s)
   # shellcheck disable=SC2086  # ENV and CMD are word lists by design (no spaces inside a word)
-  env $envs timeout --kill-after=10 "$left" $cmd > "$work/logs/$name.log" 2>&1
-  rc=$?
+  rc=0
+  env $envs timeout --kill-after=10 "$left" $cmd > "$work/logs/$name.log" 2>&1 || rc=$?
   local status=ok
   if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then status=timeout; elif [ "$rc" != 0 ]; then status="FAILED($rc)"; fi
   echo "$status $(($(date +%s) - t0))" > "$work/status/$name"
@@ -144,8 +144,8 @@ run_job() {
 # 1. the benchmark, alone on the GPU
 echo "bench: $bench"
 bench_t0=$(date +%s)
-timeout --kill-after=10 "$((budget / 3))" $bench > "$out/bench_gpu_quantization.txt" 2>&1
-bench_rc=$?
+bench_rc=0
+timeout --kill-after=10 "$((budget / 3))" $bench > "$out/bench_gpu_quantization.txt" 2>&1 || bench_rc=$?
 bench_status=ok
 if [ "$bench_rc" = 124 ] || [ "$bench_rc" = 137 ]; then bench_status=timeout; elif [ "$bench_rc" != 0 ]; then bench_status="FAILED($bench_rc)"; fi
 echo "$bench_status $(($(date +%s) - bench_t0))" > "$work/status/bench"
@@ -165,17 +165,19 @@ passed=0 failed=0
   printf '%-24s %-14s %s\n' job status seconds
   read -r status secs < "$work/status/bench"
   printf '%-24s %-14s %s\n' bench "$status" "$secs"
-  [ "$status" = ok ] && passed=$((passed + 1)) || failed=$((failed + 1))
+  if [ "$status" = ok ]; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
   for line in "${plan[@]}"; do
     name=${line%%	*}
     read -r status secs < "$work/status/$name" 2>/dev/null || { status=missing; secs=0; }
     printf '%-24s %-14s %s\n' "$name" "$status" "$secs"
-    [ "$status" = ok ] && passed=$((passed + 1)) || failed=$((failed + 1))
+    if [ "$status" = ok ]; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
   done
   [ "$have_rehearsal" = 1 ] || { echo "stand-ins: NOT RUN, scripts/rehearsal.py is not in this checkout"; failed=$((failed + 1)); }
   echo
   echo "summary: $passed passed, $failed not passed, in $(($(date +%s) - start)) s"
-  [ -f "$out/notebook05_gpu_results.md" ] && { echo; echo "notebook 05 results:"; cat "$out/notebook05_gpu_results.md"; }
+  if [ -f "$out/notebook05_gpu_results.md" ]; then
+    echo; echo "notebook 05 results:"; cat "$out/notebook05_gpu_results.md"
+  fi
 } >> "$log"
 tail -n +"$((header_lines + 1))" "$log"
 
@@ -186,10 +188,10 @@ for line in "${plan[@]}"; do
   read -r status _ < "$work/status/$name" 2>/dev/null || status=missing
   if [ "$status" != ok ]; then
     for d in "$work/$name"*/notebooks; do  # nano-bf16-05 ran into $work/nano-bf16-05_quantization
-      [ -d "$d" ] && keep+=("$d")
+      if [ -d "$d" ]; then keep+=("$d"); fi
     done
   fi
 done
-tar -czf "$out/gpu_check_runs.tar.gz" "${keep[@]}" 2>/dev/null
+tar -czf "$out/gpu_check_runs.tar.gz" "${keep[@]}" 2>/dev/null || echo "gpu_check: could not write $out/gpu_check_runs.tar.gz" >&2
 
 [ "$failed" = 0 ]
