@@ -3,6 +3,7 @@ memory-bandwidth roofline (notebook 05, section 5).
 
     python benchmarks/bench_gpu_quantization.py                 # CodeLlama-7B's architecture
     python benchmarks/bench_gpu_quantization.py --size 13b --new-tokens 64 --json results.json
+    python benchmarks/bench_gpu_quantization.py --markdown results.md   # notebook 05's results table
 
 Nothing is downloaded: the model is built with CodeLlama-7B's exact configuration (from the course's registry)
 and random weights, directly on the GPU, in fp16; after measuring it, its decoder Linear layers are
@@ -130,6 +131,25 @@ def gpu_for_name(device_name: str, memory_gib: float):
     return None
 
 
+def markdown_report(data: dict) -> str:
+    """The figures as notebook 05's placeholder shows them: date, GPU, fp16/NF4 memory, tokens/s, share of the
+    roofline. ``data`` is what ``--json`` writes."""
+    gib = lambda x: f"{x:.2f} GiB"  # noqa: E731
+    lines = [f"*Measured on {data['date']} on {data['gpu']} ({data['gpu_memory_gib']} GiB, compute capability "
+             f"{data['compute_capability']}) by `benchmarks/bench_gpu_quantization.py`: {data['model']}; batch 1, "
+             f"greedy, {data['new_tokens']} new tokens after a {data['prompt_tokens']}-token prompt; torch "
+             f"{data['torch']}, transformers {data['transformers']}, {data['bitsandbytes']}.*",
+             "",
+             "| precision | GPU memory | estimate | decode | roofline | of roofline |",
+             "|---|---|---|---|---|---|"]
+    for r in data["results"]:
+        roof = f"{r['roofline_tokens_per_s']:.1f} tokens/s" if r.get("roofline_tokens_per_s") else "n/a"
+        share = f"{100 * r['share_of_roofline']:.0f} %" if r.get("share_of_roofline") else "n/a"
+        lines.append(f"| {r['precision']} | {gib(r['gpu_memory_gib'])} | {gib(r['estimate_gib'])} | "
+                     f"{r['decode_tokens_per_s']:.1f} tokens/s | {roof} | {share} |")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--size", default="7b", help="registry variant whose architecture to build (default 7b)")
@@ -138,6 +158,7 @@ def main(argv=None) -> int:
     p.add_argument("--new-tokens", type=int, default=128)
     p.add_argument("--bandwidth-gbs", type=float, default=None, help="memory bandwidth if the GPU is not known")
     p.add_argument("--json", default=None, help="also write the results to this file")
+    p.add_argument("--markdown", default=None, help="also write them as notebook 05's results paragraph and table")
     a = p.parse_args(argv)
 
     import torch
@@ -218,9 +239,13 @@ def main(argv=None) -> int:
         share = f"{100 * r['share_of_roofline']:10.0f}%" if r["share_of_roofline"] else "        n/a"
         print(f"{r['precision']:9} {r['gpu_memory_gib']:7.2f} GiB {r['estimate_gib']:5.2f} GiB {r['ratio']:6.3f}"
               f" {r['decode_tokens_per_s']:7.1f} t/s {r['gb_read_per_token']:9.2f} {roof} {share}")
+    data = {**header, "peak_gib": peak, "results": results}
     if a.json:
-        Path(a.json).write_text(json.dumps({**header, "peak_gib": peak, "results": results}, indent=2) + "\n")
+        Path(a.json).write_text(json.dumps(data, indent=2) + "\n")
         print(f"wrote {a.json}")
+    if a.markdown:
+        Path(a.markdown).write_text(markdown_report(data), encoding="utf-8")
+        print(f"wrote {a.markdown}")
     return 0
 
 

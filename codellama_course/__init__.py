@@ -20,6 +20,7 @@ _EXPORTS: dict[str, str] = {
     "estimate_memory": "memory",
     "memory_table": "memory",
     "measure_model": "memory",
+    "count_parameters": "memory",
     "plot_kv_cache": "memory",
     # loading and the one model switch
     "load": "loading",
@@ -56,6 +57,8 @@ _EXPORTS: dict[str, str] = {
     "roofline_table": "quantization",
     # evaluation (notebook 06)
     "pass_at_k": "evaluation",
+    # what the real model wrote for the 2023 blog post's examples (notebooks 02-04)
+    "blog_output": "blog",
     # the nano model (notebook 08)
     "NANO_DIR": "nano",
 }

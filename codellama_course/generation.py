@@ -495,13 +495,10 @@ def _pad_batch(rows: Sequence[Sequence[int]], pad_id: int, device: Any):
     import torch
 
     width = max(len(r) for r in rows)
-    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for k, r in enumerate(rows):  # left padding: every prompt ends at the last column
-        if r:
-            ids[k, width - len(r):] = torch.tensor(list(r), dtype=torch.long)
-            mask[k, width - len(r):] = 1
-    return ids.to(device), mask.to(device)
+    ids = [[pad_id] * (width - len(r)) + list(r) for r in rows]  # left padding: every prompt ends at the last column
+    mask = [[0] * (width - len(r)) + [1] * len(r) for r in rows]
+    return (torch.tensor(ids, dtype=torch.long, device=device),
+            torch.tensor(mask, dtype=torch.long, device=device))
 
 
 def _logits_processor_base():

@@ -20,6 +20,10 @@ Which precision (``precision="auto"``), decided by :func:`auto_precision`:
 * CPU: **fp32** — exact, and fast enough for nano; bf16 only when fp32 weights would take more than
   half the free RAM (bf16 matmuls are slow on CPUs without AVX512-BF16/AMX).
 * Apple MPS: fp16.
+
+The environment variable ``CODELLAMA_COURSE_PRECISION`` (e.g. ``fp16``, ``bf16``, ``4bit``) overrides that
+choice for every ``precision="auto"``, the way ``CODELLAMA_COURSE_MODEL`` picks the model: a whole run of the
+course in one precision (``scripts/gpu_check.sh`` uses it). An explicit ``precision=`` still wins.
 """
 
 from __future__ import annotations
@@ -33,10 +37,12 @@ from typing import Any
 from .quantization import gpu_has_native_bf16, load_dtype, normalize_precision, quantization_config, torch_dtype
 from .registry import FAMILY, Variant, find_variant, get_variant, nano_dir, variant_from_folder
 
-__all__ = ["load", "resolve_model", "auto_precision", "ENV_VAR", "TASKS", "LoadError", "ModelNotAvailableError",
-           "GatedModelError", "ModelWillNotFitError", "hub_online", "hf_token_present", "LoadInfo"]
+__all__ = ["load", "resolve_model", "auto_precision", "ENV_VAR", "PRECISION_ENV_VAR", "TASKS", "LoadError",
+           "ModelNotAvailableError", "GatedModelError", "ModelWillNotFitError", "hub_online", "hf_token_present",
+           "LoadInfo"]
 
 ENV_VAR = "CODELLAMA_COURSE_MODEL"
+PRECISION_ENV_VAR = "CODELLAMA_COURSE_PRECISION"  # what precision="auto" means, when set
 
 # lesson task -> flavour of the default model
 TASKS = {
@@ -187,9 +193,17 @@ def _capacity_bytes() -> tuple[int, str]:
 
 
 def auto_precision(variant: Variant | str | None = None) -> str:
-    """The precision ``load(precision="auto")`` uses on this machine (see the module docstring)."""
+    """The precision ``load(precision="auto")`` uses on this machine (see the module docstring);
+    ``CODELLAMA_COURSE_PRECISION``, when set, is returned as given (``"nf4"`` stays ``"nf4"``)."""
     import torch
 
+    forced = os.environ.get(PRECISION_ENV_VAR, "").strip().lower()
+    if forced and forced != "auto":
+        try:
+            normalize_precision(forced)
+        except ValueError as err:
+            raise ValueError(f"{PRECISION_ENV_VAR}={forced!r}: {err}; or unset it to let the course choose") from None
+        return forced
     v = None
     if variant is not None:
         v = variant if isinstance(variant, Variant) else find_variant(str(variant))
@@ -334,7 +348,8 @@ def load(model: str | None = None, precision: str = "auto", *, task: str = "base
     requested = precision  # "fp4", "nf4-nodq", a BitsAndBytesConfig...: quantization_config() keeps the details
     precision = normalize_precision(precision)
     if precision == "auto":
-        precision = requested = auto_precision(variant)
+        requested = auto_precision(variant)
+        precision = normalize_precision(requested)
     if check_fit and variant is not None:
         _check_fit(variant, precision, label)
 

@@ -27,8 +27,8 @@ from typing import Any, Iterable, Sequence
 from .quantization import DEFAULT_4BIT, PRECISIONS, normalize_precision
 from .registry import Variant, get_variant, variant_from_config, variant_from_folder
 
-__all__ = ["MemoryEstimate", "estimate_memory", "memory_table", "measure_model", "kv_cache_bytes",
-           "plot_kv_cache", "GIB"]
+__all__ = ["MemoryEstimate", "estimate_memory", "memory_table", "measure_model", "count_parameters",
+           "kv_cache_bytes", "plot_kv_cache", "GIB"]
 
 GIB = 2**30
 
@@ -159,7 +159,7 @@ def estimate_memory(model: Any, precision: str = "fp16", context_tokens: int = 0
     if precision == "auto":
         from .loading import auto_precision
 
-        precision = auto_precision(v)
+        precision = normalize_precision(auto_precision(v))  # CODELLAMA_COURSE_PRECISION may say "nf4"
     if context_tokens < 0 or batch_size < 1:
         raise ValueError("context_tokens must be >= 0 and batch_size >= 1")
     if precision in ("fp32", "bf16", "fp16"):
@@ -246,6 +246,22 @@ def measure_model(model) -> dict[str, int]:
                 add(getattr(st2, "code", None))
         add(getattr(p, "SCB", None))
     return {"params": params, "buffers": buffers, "quant_state": quant, "total": params + buffers + quant}
+
+
+def count_parameters(model) -> int:
+    """The number of weights of a loaded model, quantized or not (notebook 00, exercise 2).
+
+    ``sum(p.numel() for p in model.parameters())`` counts *stored elements*: bitsandbytes' 4-bit
+    ``Params4bit`` packs two weights per byte, so there it is about half the real count. A 4-bit weight
+    keeps its original shape in ``p.quant_state.shape``; that is what is counted here. 8-bit weights store
+    one int8 per weight, so their ``numel()`` is already right. transformers' ``model.num_parameters()`` agrees
+    on a model it quantized itself (it doubles packed counts when ``is_loaded_in_4bit`` is set); this works on
+    any ``nn.Module``, also one quantized by hand (``benchmarks/bench_gpu_quantization.py``), on any device."""
+    total = 0
+    for p in model.parameters():
+        state = getattr(p, "quant_state", None)
+        total += math.prod(state.shape) if state is not None else p.numel()
+    return total
 
 
 def plot_kv_cache(models: Sequence[Any] = ("7b", "13b", "34b", "70b"), max_tokens: int = 100_000,

@@ -469,7 +469,7 @@ def _batches(stream: Iterator[int], batch_size: int, context: int):
 
     while True:
         flat = [next(stream) for _ in range(batch_size * (context + 1))]
-        yield torch.tensor(flat, dtype=torch.long).view(batch_size, context + 1)
+        yield torch.tensor(flat, dtype=torch.long).view(batch_size, context + 1)  # CPU: train() moves it
 
 
 def learning_rate(cfg: NanoConfig, step: int, progress: float | None = None) -> float:
@@ -508,6 +508,7 @@ def evaluate_loss(model, codec: SentencePieceCodec, files: Sequence[str], *, con
     import torch
 
     rng = random.Random(seed)
+    device = next(model.parameters()).device  # the model may be on a GPU (load() puts it there)
     plain_sum = plain_n = fim_sum = fim_n = 0.0
     model.eval()
     with torch.no_grad():
@@ -520,7 +521,7 @@ def evaluate_loss(model, codec: SentencePieceCodec, files: Sequence[str], *, con
             tail = [*codec.encode_no_space(middle), codec.eot_id]
             fim = (head + tail)[-(context + 1):]
             for ids, start in ((plain, 1), (fim, len(fim) - len(tail))):
-                x = torch.tensor([ids])
+                x = torch.tensor([ids], device=device)
                 logits = model(x[:, :-1]).logits[0]
                 losses = torch.nn.functional.cross_entropy(logits, x[0, 1:], reduction="none")[start - 1:]
                 if start == 1:
@@ -561,6 +562,7 @@ def train(
         model = LlamaForCausalLM(llama_config(cfg, bos_token_id=codec.bos_id, eos_token_id=codec.eos_id))
     else:
         model = start_from.float().train()
+    device = next(model.parameters()).device  # start_from may live on a GPU
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
     no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
     optimizer = torch.optim.AdamW(
@@ -584,7 +586,7 @@ def train(
         lr = learning_rate(cfg, step, time_progress)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        batch = next(batches)
+        batch = next(batches).to(device)
         loss = _next_token_loss(model, batch, bf16=cfg.bf16_autocast)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

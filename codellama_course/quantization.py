@@ -69,6 +69,10 @@ class _DropMessages(logging.Filter):
 # outputs differ between machines: this one message is dropped, every other bitsandbytes warning stays.
 logging.getLogger("bitsandbytes.backends.cpu.ops").addFilter(
     _DropMessages("Failed to load CPU gemm_4bit_forward from kernels-community"))
+# With the optional `kernels` package installed and the Hub offline (the notebooks' runs), bitsandbytes' CPU
+# backend makes it log that it cannot check the kernel's publisher online: the same kind of noise.
+logging.getLogger("kernels._internals.hf_hub").addFilter(
+    _DropMessages("Skipping publisher trust check for 'kernels-community/"))
 
 PRECISIONS = ("fp32", "bf16", "fp16", "8bit", "4bit")  # storage classes (what estimate_memory takes)
 QUANT_PRECISIONS = ("8bit", "nf4", "fp4", "nf4-nodq", "fp4-nodq")  # the bitsandbytes choices, by name
@@ -722,7 +726,7 @@ def _measure_child() -> None:  # runs in the subprocess started by measure_preci
                     footprint_bytes=0, quant_state_bytes=0, estimate_footprint_bytes=est.footprint_bytes,
                     estimate_weights_bytes=est.weights_bytes, rss_bytes=None, rss_mapped_bytes=None,
                     rss_peak_bytes=None, gpu_bytes=None, gpu_peak_bytes=None, load_s=0.0, tokens_per_s=0.0)
-        probe = torch.tensor([[1, 2, 3, 4]])
+        probe = torch.tensor([[1, 2, 3, 4]])  # CPU: moved to each loaded model's device below
         try:  # warm-up: lazy imports, kernels, code pages
             lm, _ = load(model_id, config if config is not None else name, verbose=False)
         except ModelWillNotFitError as exc:
