@@ -17,8 +17,10 @@ Which precision (``precision="auto"``), decided by :func:`auto_precision`:
 * Older NVIDIA GPUs (T4 = 7.5, V100 = 7.0): **fp16** — they have no bf16.
   On either, if the model would not fit comfortably in bf16/fp16 (7B on a 16 GB T4), **4bit** when
   bitsandbytes is usable.
-* CPU: **fp32** — exact, and fast enough for nano; bf16 only when fp32 weights would take more than
-  half the free RAM (bf16 matmuls are slow on CPUs without AVX512-BF16/AMX).
+* CPU: **fp32** — exact, and fast enough for nano. **bf16** when fp32 weights would take more than half
+  the free RAM *and* the CPU computes bf16 in hardware (AVX512-BF16, AMX, Arm BF16: asked of torch by
+  :func:`~codellama_course.hardware.cpu_has_native_bf16`). Where torch only emulates bf16 (AVX2-only CPUs:
+  ~13x slower matmuls), bf16 only when fp32 would not fit at all.
 * Apple MPS: fp16.
 """
 
@@ -207,8 +209,11 @@ def auto_precision(variant: Variant | str | None = None) -> str:
     if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
         return "fp16"
     if v is not None:
+        from .hardware import cpu_has_native_bf16
+
         capacity, _ = _capacity_bytes()
-        if v.n_params * 4 > 0.5 * capacity:
+        share = 0.5 if cpu_has_native_bf16() else COMFORT  # emulated bf16: only when fp32 cannot fit
+        if v.n_params * 4 > share * capacity:
             return "bf16"
     return "fp32"
 
