@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from .quantization import gpu_has_native_bf16, load_dtype, normalize_precision, quantization_config, torch_dtype
-from .registry import FAMILY, Variant, find_variant, get_variant, nano_dir, variant_from_folder
+from .registry import FAMILY, Variant, close_names, find_variant, get_variant, nano_dir, variant_from_folder
 
 __all__ = ["load", "resolve_model", "auto_precision", "ENV_VAR", "TASKS", "LoadError", "ModelNotAvailableError",
            "GatedModelError", "ModelWillNotFitError", "hub_online", "hf_token_present", "LoadInfo"]
@@ -166,7 +166,8 @@ def resolve_model(model: str | os.PathLike | Variant | None = None, *, task: str
             try:
                 return _family_for(choice, task)
             except LookupError:
-                pass
+                if close_names(choice):  # a typo of a family name ("7bb-instruct"), not a Hub id like "gpt2"
+                    raise
         return choice
     if not _cuda_available() or not hub_online():
         return "nano"
@@ -282,8 +283,11 @@ def _display_path(path: Path) -> str:
 
 def _not_available_message(model_id: str) -> str:
     known = [v.hub_id for v in FAMILY] + [v.gated_hub_id for v in FAMILY]
-    close = get_close_matches(model_id, known, n=2, cutoff=0.8)
-    hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+    if model_id in known:  # the right name, just not downloaded: suggesting another model would mislead
+        hint = " It is a Code Llama repository on the Hub, but it has not been downloaded to this machine."
+    else:
+        close = get_close_matches(model_id, known, n=2, cutoff=0.8)
+        hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
     return (f"Cannot load {model_id!r}: it is not a local folder, not in your Hugging Face cache, and the Hub "
             f"cannot be reached (offline, or HF_HUB_OFFLINE=1).{hint}\n"
             f"  • To run the course offline, use the embedded nano model: load('nano'), or set {ENV_VAR}=nano "
