@@ -90,3 +90,20 @@ def test_auto_precision_on_cpu_asks_the_cpu(monkeypatch, native, capacity_gib, e
     monkeypatch.setattr(loading, "_capacity_bytes", lambda: (capacity_gib * GIB, "CPU RAM"))
     assert loading.auto_precision("7b") == expected
     assert loading.auto_precision() == loading.auto_precision("nano") == "fp32"
+
+
+@pytest.mark.parametrize("caps,expected", [
+    ({"cpu_name": "AMD EPYC", "num_physical_cores": 2, "avx2": True, "avx512_bf16": False},
+     "AMD EPYC · 2 cores · AVX2 · bf16 in hardware no (emulated: nano trains in fp32 here)"),
+    ({"cpu_name": "Intel Xeon", "num_physical_cores": 8, "avx512_bf16": True, "amx_bf16": True},
+     "Intel Xeon · 8 cores · AVX2 · bf16 in hardware yes (avx512_bf16, amx_bf16)"),
+])
+def test_preflight_reports_the_cpu(capabilities, monkeypatch, caps, expected):
+    import torch
+
+    from codellama_course import preflight
+
+    capabilities(caps)
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX2")
+    line = next(line for line in str(preflight()).splitlines() if line.strip().startswith("CPU "))
+    assert line.split(None, 1)[1] == expected
