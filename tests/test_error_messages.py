@@ -77,3 +77,14 @@ def test_cli_on_an_empty_samples_file(tmp_path, capsys, flags):
     out = capsys.readouterr()
     assert "the samples file is empty" in out.err
     assert "{}" not in out.out and "not attempted" not in out.err
+
+
+def test_preflight_stays_callable_after_the_package_used_its_module():
+    """`preflight` is a submodule and a function: using load()'s helpers first must not shadow the function."""
+    code = ("import codellama_course as cc; cc.auto_precision('7b'); "
+            "print(type(cc.preflight).__name__, callable(cc.preflight))")
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["function", "True"]
