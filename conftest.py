@@ -1,6 +1,7 @@
 """Project-wide pytest setup: the quiet, offline, one-thread environment every test and every
-nbval kernel runs under (the kernels inherit this process's environment). The values live in
-scripts/notebooks.py (QUIET_ENV) so `pytest --nbval` and `scripts/notebooks.py execute` agree."""
+nbval kernel runs under (the kernels inherit this process's environment), without overriding a value
+the user set. The values live in scripts/notebooks.py (QUIET_ENV, OFFLINE_ENV) so `pytest --nbval` and
+`scripts/notebooks.py execute` agree."""
 
 import importlib.util
 import os
@@ -19,7 +20,8 @@ def _load_notebook_tools():
 
 
 _tools = _load_notebook_tools()
-for _key, _value in _tools.QUIET_ENV.items():
+# Tests run offline (OFFLINE_ENV), quiet and on one thread; a value the user set wins.
+for _key, _value in {**_tools.QUIET_ENV, **_tools.OFFLINE_ENV}.items():
     os.environ.setdefault(_key, _value)
 # kernels started by nbval import the package from this checkout even when it is not installed
 os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)

@@ -65,6 +65,11 @@ _EXPORTS: dict[str, str] = {
 
 __all__ = sorted(_EXPORTS) + ["__version__"]
 
+# `preflight` names both a submodule and its function. The first `from .preflight import ...` anywhere in the
+# package would set this attribute to the module (`cc.load(); cc.preflight()` -> "'module' object is not
+# callable"), so the light, standard-library-only module is imported now and the function bound over it.
+from .preflight import preflight  # noqa: E402
+
 
 def __getattr__(name: str) -> Any:
     module = _EXPORTS.get(name)

@@ -17,8 +17,10 @@ Which precision (``precision="auto"``), decided by :func:`auto_precision`:
 * Older NVIDIA GPUs (T4 = 7.5, V100 = 7.0): **fp16** — they have no bf16.
   On either, if the model would not fit comfortably in bf16/fp16 (7B on a 16 GB T4), **4bit** when
   bitsandbytes is usable.
-* CPU: **fp32** — exact, and fast enough for nano; bf16 only when fp32 weights would take more than
-  half the free RAM (bf16 matmuls are slow on CPUs without AVX512-BF16/AMX).
+* CPU: **fp32** — exact, and fast enough for nano. **bf16** when fp32 weights would take more than half
+  the free RAM *and* the CPU computes bf16 in hardware (AVX512-BF16, AMX, Arm BF16: asked of torch by
+  :func:`~codellama_course.hardware.cpu_has_native_bf16`). Where torch only emulates bf16 (AVX2-only CPUs:
+  ~13x slower matmuls), bf16 only when fp32 would not fit at all.
 * Apple MPS: fp16.
 
 The environment variable ``CODELLAMA_COURSE_PRECISION`` (e.g. ``fp16``, ``bf16``, ``4bit``) overrides that
@@ -35,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from .quantization import gpu_has_native_bf16, load_dtype, normalize_precision, quantization_config, torch_dtype
-from .registry import FAMILY, Variant, find_variant, get_variant, nano_dir, variant_from_folder
+from .registry import FAMILY, Variant, close_names, find_variant, get_variant, nano_dir, variant_from_folder
 
 __all__ = ["load", "resolve_model", "auto_precision", "ENV_VAR", "PRECISION_ENV_VAR", "TASKS", "LoadError",
            "ModelNotAvailableError", "GatedModelError", "ModelWillNotFitError", "hub_online", "hf_token_present",
@@ -170,7 +172,8 @@ def resolve_model(model: str | os.PathLike | Variant | None = None, *, task: str
             try:
                 return _family_for(choice, task)
             except LookupError:
-                pass
+                if close_names(choice):  # a typo of a family name ("7bb-instruct"), not a Hub id like "gpt2"
+                    raise
         return choice
     if not _cuda_available() or not hub_online():
         return "nano"
@@ -221,8 +224,11 @@ def auto_precision(variant: Variant | str | None = None) -> str:
     if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
         return "fp16"
     if v is not None:
+        from .hardware import cpu_has_native_bf16
+
         capacity, _ = _capacity_bytes()
-        if v.n_params * 4 > 0.5 * capacity:
+        share = 0.5 if cpu_has_native_bf16() else COMFORT  # emulated bf16: only when fp32 cannot fit
+        if v.n_params * 4 > share * capacity:
             return "bf16"
     return "fp32"
 
@@ -291,8 +297,11 @@ def _display_path(path: Path) -> str:
 
 def _not_available_message(model_id: str) -> str:
     known = [v.hub_id for v in FAMILY] + [v.gated_hub_id for v in FAMILY]
-    close = get_close_matches(model_id, known, n=2, cutoff=0.8)
-    hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+    if model_id in known:  # the right name, just not downloaded: suggesting another model would mislead
+        hint = " It is a Code Llama repository on the Hub, but it has not been downloaded to this machine."
+    else:
+        close = get_close_matches(model_id, known, n=2, cutoff=0.8)
+        hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
     return (f"Cannot load {model_id!r}: it is not a local folder, not in your Hugging Face cache, and the Hub "
             f"cannot be reached (offline, or HF_HUB_OFFLINE=1).{hint}\n"
             f"  • To run the course offline, use the embedded nano model: load('nano'), or set {ENV_VAR}=nano "

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-__all__ = ["preflight", "PreflightReport", "FitTable", "gpu_info", "ram_info", "disk_info", "environment",
+__all__ = ["preflight", "PreflightReport", "FitTable", "gpu_info", "cpu_info", "ram_info", "disk_info", "environment",
            "fit_status", "plot_fit_chart", "COMMON_GPUS"]
 
 # Memory that torch reports as usable on common GPUs (GiB; the marketing "GB" is larger).
@@ -69,6 +69,23 @@ def gpu_info() -> list[dict[str, Any]]:
         return out
     except Exception:
         return []
+
+
+def cpu_info() -> dict[str, Any]:
+    """name, cores, torch's vector ISA (``AVX2``, ``AVX512``...) and whether bf16 is computed in hardware."""
+    from .hardware import NATIVE_BF16_FEATURES, cpu_capabilities, cpu_has_native_bf16
+
+    caps = cpu_capabilities()
+    try:
+        import torch
+
+        isa = torch.backends.cpu.get_cpu_capability()
+    except Exception:
+        isa = "unknown"
+    return {"name": caps.get("cpu_name") or platform.processor() or platform.machine(),
+            "cores": caps.get("num_physical_cores") or os.cpu_count() or 0, "isa": isa,
+            "native_bf16": cpu_has_native_bf16(),
+            "bf16_features": [f for f in NATIVE_BF16_FEATURES if caps.get(f) is True]}
 
 
 def ram_info() -> dict[str, int]:
@@ -194,6 +211,7 @@ class PreflightReport:
     auto_precision: str
     fit: FitTable
     notes: list[str] = field(default_factory=list)
+    cpu: dict[str, Any] = field(default_factory=dict)
 
     @property
     def has_gpu(self) -> bool:
@@ -222,6 +240,10 @@ class PreflightReport:
                     f"{gib(g['total_bytes'])} GiB")
         else:
             add("GPU", "none — CPU only (the course runs on the nano model)")
+        if self.cpu:
+            bf16 = (f"yes ({', '.join(self.cpu['bf16_features'])})" if self.cpu["native_bf16"]
+                    else "no (emulated: nano trains in fp32 here)")
+            add("CPU", f"{self.cpu['name']} · {self.cpu['cores']} cores · {self.cpu['isa']} · bf16 in hardware {bf16}")
         add("RAM", f"{gib(self.ram['available_bytes'])} available / {gib(self.ram['total_bytes'])} GiB")
         add("disk (HF cache)", f"{gib(self.disk['free_bytes'])} GiB free at {self.disk['path']}")
         add("bitsandbytes", ("usable — " if self.bitsandbytes_usable else "not usable — ") + self.bitsandbytes_note)
@@ -279,7 +301,7 @@ def preflight(context_tokens: int = 4096) -> PreflightReport:
         python=platform.python_version(), versions=versions, gpus=gpus, ram=ram, disk=disk_info(),
         bitsandbytes_usable=bnb_ok, bitsandbytes_note=bnb_note, hf_token_present=hf_token_present(),
         hub_online=online, model=model, model_reason=reason, auto_precision=auto_precision(),
-        fit=fit_table(capacity, where, context_tokens), notes=notes)
+        fit=fit_table(capacity, where, context_tokens), notes=notes, cpu=cpu_info())
 
 
 def plot_fit_chart(precisions: Sequence[str] = ("fp16", "8bit", "4bit"), context_tokens: int = 4096,

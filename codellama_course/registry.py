@@ -367,11 +367,18 @@ def get_variant(name_or_id: str | Variant) -> Variant:
     aliases = _aliases()
     if norm in aliases:
         return next(v for v in FAMILY if v.name == aliases[norm])
-    close = get_close_matches(norm, list(aliases) + ["nano"], n=3, cutoff=0.6)
+    close = close_names(key)
     hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
     raise UnknownVariantError(
         f"{key!r} is not a Code Llama variant.{hint} Known: {', '.join(v.name for v in FAMILY)}, nano "
         "(or any Hub id such as 'codellama/CodeLlama-7b-hf').")
+
+
+def close_names(name: str) -> list[str]:
+    """Short names of the family (and ``nano``) that look like ``name``: a typo's likely meaning."""
+    norm = _norm(name)
+    names = sorted(set(_aliases()) | {"nano"})
+    return [c for c in get_close_matches(norm, names, n=3, cutoff=0.6) if c != norm]
 
 
 def find_variant(name_or_id: str) -> Variant | None:

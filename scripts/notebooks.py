@@ -13,7 +13,9 @@ Single sources of truth kept here (the hygiene tests import them):
 - ``SETUP_CELL``: the first code cell of every notebook. Edit it here, then run ``sync``.
 - ``GITHUB_REPO``: the repository the Colab badges and the Colab install point at.
 - ``QUIET_ENV``: the environment every notebook runs under in tests and ``execute``/``course``
-  (offline, one torch thread, no progress bars or library log noise), so that stored outputs are stable.
+  (one torch thread, no progress bars or library log noise), so that stored outputs are stable.
+- ``OFFLINE_ENV``: added where the course decides a run needs no Hub (a nano-only run: no
+  ``CODELLAMA_COURSE_MODEL``, or ``nano``; and the tests), never over a value the user set.
 """
 
 from __future__ import annotations
@@ -42,7 +44,6 @@ QUIET_ENV = {
     "OMP_NUM_THREADS": "1",  # 2-core CI boxes; also makes CPU timings comparable
     "MKL_NUM_THREADS": "1",
     "TOKENIZERS_PARALLELISM": "false",
-    "HF_HUB_OFFLINE": "1",  # the course runs on the embedded nano model, no Hub needed
     "HF_HUB_DISABLE_PROGRESS_BARS": "1",
     "HF_HUB_DISABLE_TELEMETRY": "1",
     "TQDM_DISABLE": "1",
@@ -51,6 +52,17 @@ QUIET_ENV = {
     "PYTHONWARNINGS": "ignore::DeprecationWarning",
     "PYDEVD_DISABLE_FILE_VALIDATION": "1",  # ipykernel debugger note on stderr
 }
+
+# Offline, but only where the run needs no Hub, and never over the user's own setting: the user's
+# environment wins (`CODELLAMA_COURSE_MODEL=13b bash scripts/course.sh` downloads 13B).
+OFFLINE_ENV = {"HF_HUB_OFFLINE": "1"}
+MODEL_ENV_VAR = "CODELLAMA_COURSE_MODEL"  # codellama_course.loading.ENV_VAR (not imported: no package needed here)
+
+
+def nano_only(env: dict[str, str]) -> bool:
+    """Does a run with this environment use only the embedded nano model (no model chosen, or ``nano``)?"""
+    return env.get(MODEL_ENV_VAR, "").strip().lower() in ("", "nano")
+
 
 # Allowed metadata. Everything else (widgets, colab, execution timings, editor state) is stripped.
 NOTEBOOK_METADATA = {
@@ -206,16 +218,21 @@ def write(nb, path: Path) -> None:
     path.write_text(text, encoding="utf-8")
 
 
-def quiet_env() -> dict[str, str]:
-    env = dict(os.environ)
+def quiet_env(base: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment a notebook runs under: ``base`` (default: this process's) + QUIET_ENV, and
+    OFFLINE_ENV for a nano-only run where the user has not set those variables."""
+    env = dict(os.environ if base is None else base)
     env.update(QUIET_ENV)
+    if nano_only(env):
+        for key, value in OFFLINE_ENV.items():
+            env.setdefault(key, value)
     # let kernels import the package from this checkout even if it was not pip-installed
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
     return env
 
 
 def execute_notebook(nb, cwd: Path, timeout: int = 1200):
-    """Run a notebook top to bottom in a fresh kernel with QUIET_ENV. Raises on the first error."""
+    """Run a notebook top to bottom in a fresh kernel with :func:`quiet_env`. Raises on the first error."""
     from nbclient import NotebookClient
 
     old = dict(os.environ)
@@ -318,10 +335,23 @@ def cmd_course(paths: list[Path], out: Path) -> int:
     index = ["<!doctype html><meta charset='utf-8'><title>Code Llama course</title><h1>Code Llama course</h1><ul>"]
     index += [f"<li><a href='{Path(n).with_suffix('.html').name}'>{n}</a> ({s}, {t:.0f} s)</li>" for n, s, t in rows]
     (html_out / "index.html").write_text("\n".join(index + ["</ul>"]), encoding="utf-8")
-    print(f"\n{len(rows) - len(failed)}/{len(rows)} notebooks ran in {time.time() - t_all:.0f} s."
-          f"\nExecuted notebooks: {nb_out.relative_to(ROOT) if nb_out.is_relative_to(ROOT) else nb_out}"
+    print("\n" + course_summary(rows, time.time() - t_all)
+          + f"\nExecuted notebooks: {nb_out.relative_to(ROOT) if nb_out.is_relative_to(ROOT) else nb_out}"
           f"\nHTML:               {(html_out / 'index.html')}")
     return 1 if failed else 0
+
+
+def course_summary(rows: list[tuple[str, str, float]], total_seconds: float) -> str:
+    """Two lines for the end of a course run: how many notebooks ran and the total time, and the slowest."""
+    ok = sum(1 for _, status, _ in rows if status == "ok")
+    name, _, slowest = max(rows, key=lambda row: row[2])
+    return (f"{ok}/{len(rows)} notebooks ran in {_minutes(total_seconds)} in total.\n"
+            f"Slowest: {name} ({_minutes(slowest)}).")
+
+
+def _minutes(seconds: float) -> str:
+    seconds = round(seconds)
+    return f"{seconds // 60} min {seconds % 60:02d} s" if seconds >= 60 else f"{seconds} s"
 
 
 SKELETON = [
@@ -388,5 +418,21 @@ def main(argv: list[str] | None = None) -> int:
     return cmd_course(paths, Path(a.out).resolve())
 
 
+def use_project_python(venv: Path = ROOT / ".venv") -> None:
+    """These commands need the dev extra (nbformat, nbclient, nbconvert). Started by a Python without it
+    (``python scripts/notebooks.py ...`` with the system python), run again with the project's ``.venv``;
+    without one, exit with what to do."""
+    import importlib.util
+
+    if all(importlib.util.find_spec(m) is not None for m in ("nbformat", "nbclient", "nbconvert")):
+        return
+    venv_python = venv / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+    if venv_python.exists() and Path(sys.prefix).resolve() != venv.resolve():
+        os.execv(str(venv_python), [str(venv_python), str(Path(__file__).resolve()), *sys.argv[1:]])
+    sys.exit(f"scripts/notebooks.py needs nbformat, nbclient and nbconvert, which {sys.executable} lacks. "
+             "Run `bash scripts/setup.sh` once (it creates .venv with them); this script then uses .venv itself.")
+
+
 if __name__ == "__main__":
+    use_project_python()
     sys.exit(main())

@@ -130,10 +130,7 @@ def evaluate_functional_correctness(
 def _evaluate_file(sample_file, k, problem_file, ignore_incomplete, language, strict, progress, problems, stats,
                    box, booting, boot_error) -> dict[str, float]:
     problems = problems if problems is not None else load_problems(problem_file, language)
-    samples = list(read_jsonl(sample_file))
-    for s in samples:
-        if "task_id" not in s or "completion" not in s:
-            raise ValueError(f"{sample_file}: every line needs task_id and completion")
+    samples = _read_sample_file(sample_file)
     attempted = {s["task_id"] for s in samples}
     if not ignore_incomplete and attempted != set(problems):
         raise ValueError(
@@ -159,6 +156,17 @@ def _evaluate_file(sample_file, k, problem_file, ignore_incomplete, language, st
     if strict:
         scores.update({f"strict {name}": v for name, v in aggregate(results, "strict_passed", ks).items()})
     return scores
+
+
+def _read_sample_file(sample_file) -> list[dict]:
+    samples = list(read_jsonl(sample_file))
+    if not samples:
+        raise ValueError(f"{sample_file}: the samples file is empty (no sample lines); generate samples into it "
+                         "first (one JSON line per sample with task_id and completion)")
+    for s in samples:
+        if "task_id" not in s or "completion" not in s:
+            raise ValueError(f"{sample_file}: every line needs task_id and completion")
+    return samples
 
 
 def task_table(results: Sequence[dict], ks: Sequence[int] = DEFAULT_KS, strict: bool = False) -> list[dict]:
