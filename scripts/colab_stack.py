@@ -7,8 +7,8 @@ pinned to what Google Colab ships, where the setup cell installs the course as i
 - ``.venv-colab/`` is the "Colab image": the versions in tests/colab_stack/colab.txt, a stand-in ``google.colab``
   that the kernel imports at start (as Colab's does), and a wheelhouse with what the setup cells add
   (tests/colab_stack/setup_cells.txt). Built once with PyPI; rebuilt only when those files or this recipe change.
-- Each run starts from that image (whatever an earlier run installed is uninstalled) and builds a wheel from
-  this checkout. CODELLAMA_COURSE_SOURCE points at it, and pip can only use the wheelhouse (no index).
+- Each run starts from that image (what an earlier run installed is uninstalled, what it upgraded is put back,
+  offline) and builds a wheel from this checkout. CODELLAMA_COURSE_SOURCE points at it, and pip can only use the wheelhouse (no index).
 - First the setup cell alone, where it must stop: the source unset (the unpublished placeholder) and a source
   that does not exist. What the learner would see is written to the report (tests/test_colab_stack.py checks it).
 - Then ``pytest --nbval`` on copies of the notebooks in a scratch folder (like Colab's /content: nothing of the
@@ -18,6 +18,7 @@ pinned to what Google Colab ships, where the setup cell installs the course as i
 from __future__ import annotations
 
 import argparse
+import fcntl
 import hashlib
 import importlib.util
 import json
@@ -35,11 +36,13 @@ PINS = STACK / "colab.txt"
 SETUP_CELL_PINS = STACK / "setup_cells.txt"
 VENV = ROOT / ".venv-colab"
 PY = VENV / "bin" / "python"
-WHEELHOUSE = VENV / "wheelhouse"
+WHEELHOUSE = VENV / "wheelhouse"  # what the setup cells may install
+RESTORE = VENV / "restore"  # the image's own versions of those, to put back after a run
 IMAGE = VENV / "image.txt"  # `pip freeze` of the built image
 KEY = VENV / "stack-key.txt"  # what the image was built from; written last
+LOCK = ROOT / ".venv-colab.lock"  # one run at a time: a run changes what is installed in the image
 PIP = ("-m", "pip", "--disable-pip-version-check")
-RECIPE = "3"  # bump when build_image() changes
+RECIPE = "5"  # bump when build_image() changes
 
 
 def _notebook_tools():
@@ -56,6 +59,8 @@ def say(msg: str) -> None:
 
 
 def run(cmd: list, **kw) -> subprocess.CompletedProcess:
+    """Run a command; the image's python never sees this checkout (the test suite puts it on PYTHONPATH)."""
+    kw.setdefault("env", {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")})
     return subprocess.run([str(c) for c in cmd], check=True, **kw)
 
 
@@ -87,28 +92,45 @@ def build_image() -> None:
     startup.mkdir(parents=True)
     (startup / "00-google-colab.py").write_text("import google.colab  # as Colab's kernel has, before any cell\n")
     run([PY, *PIP, "wheel", "-q", "--no-deps", "-r", SETUP_CELL_PINS, "-w", WHEELHOUSE])
-    IMAGE.write_text("\n".join(pip_freeze()) + "\n")
+    image = pip_freeze()
+    upgradable = {_name(line) for line in SETUP_CELL_PINS.read_text().splitlines() if "==" in line}
+    run([PY, *PIP, "wheel", "-q", "--no-deps", "-w", RESTORE, *[l for l in image if _name(l) in upgradable]])
+    IMAGE.write_text("\n".join(image) + "\n")
     KEY.write_text(stack_key() + "\n")
 
 
+def _name(freeze_line: str) -> str:
+    return freeze_line.split("==")[0].split(" @ ")[0].strip().lower().replace("_", "-")
+
+
 def restore_image() -> None:
-    """Build the image if it is missing or stale, else undo what an earlier run installed."""
+    """Build the image if it is missing or stale, else undo what an earlier run installed or upgraded."""
     if not (KEY.exists() and KEY.read_text().strip() == stack_key()):
         build_image()
         return
-    image, now = set(IMAGE.read_text().split()), set(pip_freeze())
-    if image - now:  # an image package was changed or removed: start over
-        say(f"{VENV.name} changed ({', '.join(sorted(image - now))}): rebuilding")
-        build_image()
-        return
-    added = sorted({line.split("==")[0].split(" @ ")[0] for line in now - image})
+    image = IMAGE.read_text().split()
+    now = pip_freeze()
+    added = sorted({_name(line) for line in now} - {_name(line) for line in image})
     if added:
         say(f"uninstalling what the last run installed: {', '.join(added)}")
         run([PY, *PIP, "uninstall", "-q", "-y", *added])
+    changed = sorted(set(image) - set(now))
+    if changed:
+        say(f"putting back what the last run upgraded: {', '.join(changed)}")
+        run([PY, *PIP, "install", "-q", "--no-deps", "--no-index", "--find-links", RESTORE, *changed])
+    if pip_freeze() != sorted(image):
+        say(f"{VENV.name} differs from its image: rebuilding")
+        build_image()
 
 
 def build_course_wheel(dest: Path) -> Path:
-    run([sys.executable, *PIP, "wheel", "-q", "--no-deps", "-w", dest, ROOT])
+    """A wheel of this checkout, built from a copy (no build files left in the checkout)."""
+    src = dest / "src"
+    shutil.copytree(ROOT / "codellama_course", src / "codellama_course",
+                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
+        shutil.copy(ROOT / name, src / name)
+    run([sys.executable, *PIP, "wheel", "-q", "--no-deps", "-w", dest, src])
     return next(dest.glob("codellama_course-*.whl"))
 
 
@@ -138,7 +160,8 @@ def setup_cell_stops(content: Path) -> dict[str, dict]:
         out = run([PY, STACK / "run_cell.py", cell], capture_output=True, text=True, cwd=content,
                   env=kernel_env(source)).stdout
         seen[case] = {"source": source, **json.loads(out)}
-        say(f"setup cell, source {case}: {seen[case]['status']}: {seen[case]['outputs']}")
+        shown = [line for o in seen[case]["outputs"] for line in o.get("traceback") or o.get("text", "").splitlines()]
+        say(f"setup cell, source {case}: {seen[case]['status']}:\n    " + "\n    ".join(shown))
     cell.unlink()
     (content / "empty").rmdir()
     return seen
@@ -150,6 +173,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("notebooks", nargs="*", type=Path)
     a = p.parse_args(argv)
     notebooks = a.notebooks or _notebook_tools().notebook_paths()
+    lock = LOCK.open("w")
+    fcntl.flock(lock, fcntl.LOCK_EX)  # released when this process ends
     t0 = time.time()
     restore_image()
     t_image = time.time() - t0
