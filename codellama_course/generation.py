@@ -587,6 +587,14 @@ def _rng(model: Any, seed: int | None):
     return seeded()
 
 
+def _cache_keyword(model: Any) -> str:
+    """What this transformers version calls the KV-cache argument of ``forward``/``generate``: ``cache``
+    (newer 5.x releases, where ``past_key_values`` is deprecated) or ``past_key_values`` (5.9, Colab's)."""
+    import inspect
+
+    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+
+
 def _shared_prefill(model: Any, input_ids: Any, attention_mask: Any, n: int):
     """Run the prompts through the model once and copy the KV cache ``n`` times.
 
@@ -607,7 +615,7 @@ def _shared_prefill(model: Any, input_ids: Any, attention_mask: Any, n: int):
         positions = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
         with torch.no_grad():
             model(input_ids=input_ids[:, :-1], attention_mask=attention_mask[:, :-1],
-                  position_ids=positions[:, :-1], cache=cache, use_cache=True)
+                  position_ids=positions[:, :-1], use_cache=True, **{_cache_keyword(model): cache})
         cache.batch_repeat_interleave(n)
     except Exception:  # an architecture whose cache does not work like this: let generate do it
         return input_ids, attention_mask, None
@@ -655,7 +663,7 @@ def _run(model: Any, tokenizer: Any, prompt_ids: Sequence[Sequence[int]], *, cod
         input_ids, attention_mask, cache = _shared_prefill(model, input_ids, attention_mask, num_samples)
         if cache is not None:
             kw.pop("num_return_sequences", None)
-            kw["cache"] = cache
+            kw[_cache_keyword(model)] = cache
     with _rng(model, seed):
         out = model.generate(input_ids=input_ids, attention_mask=attention_mask, **kw)
     rows = out[:, width:].tolist()

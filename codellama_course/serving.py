@@ -569,7 +569,10 @@ def openai_client(url_or_server: Any, *, api_key: str | None = None, timeout: fl
     key = api_key
     if key is None and (host == "huggingface.co" or host.endswith((".huggingface.cloud", ".huggingface.co"))):
         key = os.environ.get("HF_TOKEN")  # your Hugging Face token goes to Hugging Face only
-    return OpenAI(base_url=base + "/v1", api_key=key or "not-needed", timeout=timeout, max_retries=0)
+    client = OpenAI(base_url=base + "/v1", api_key=key or "not-needed", timeout=timeout, max_retries=0)
+    if isinstance(url_or_server, LocalServer):
+        _SERVED_MODEL[client] = url_or_server.model_id
+    return client
 
 
 @contextlib.contextmanager
@@ -610,9 +613,16 @@ def _is_connect_error(exc: BaseException) -> bool:
         "APITimeoutError" not in names
 
 
+# The model of a client made for a LocalServer: GET /v1/models does not list it on every transformers
+# version (5.9, Colab's, lists only the Hub cache's models there, and answers 500 while that folder is missing).
+_SERVED_MODEL: "weakref.WeakKeyDictionary[Any, str]" = weakref.WeakKeyDictionary()
+
+
 def _model_of(client: Any, model: str | None) -> str:
     if model:
         return model
+    if client in _SERVED_MODEL:
+        return _SERVED_MODEL[client]
     # One model per server (transformers serve pins the one it was started with): ask which.
     try:
         models = client.models.list()

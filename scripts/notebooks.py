@@ -6,12 +6,14 @@
     python scripts/notebooks.py course [--out build]    # run every notebook into build/notebooks + build/html
     python scripts/notebooks.py new 02_code_completion "Code completion"   # a skeleton with every section
     python scripts/notebooks.py check                   # exit 1 if a notebook needs `sync`
+    python scripts/notebooks.py set-repo owner/name     # the course's GitHub repository, everywhere it is named
 
 Without NOTEBOOK arguments a command acts on every ``notebooks/NN_*.ipynb``.
 
 Single sources of truth kept here (the hygiene tests import them):
-- ``SETUP_CELL``: the first code cell of every notebook. Edit it here, then run ``sync``.
-- ``GITHUB_REPO``: the repository the Colab badges and the Colab install point at.
+- ``SETUP_TEMPLATE``/``setup_cell()``: the first code cell of every notebook (its extras per notebook from
+  ``NOTEBOOK_EXTRAS``). Edit it here, then run ``sync``.
+- ``GITHUB_REPO``: the repository the Colab badges and the Colab install point at (``set-repo`` changes it).
 - ``QUIET_ENV``: the environment every notebook runs under in tests and ``execute``/``course``
   (one torch thread, no progress bars or library log noise), so that stored outputs are stable.
 - ``OFFLINE_ENV``: added where the course decides a run needs no Hub (a nano-only run: no
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import json
 import os
 import re
 import sys
@@ -32,9 +35,10 @@ ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK_DIR = ROOT / "notebooks"
 NOTEBOOK_NAME = re.compile(r"^(\d\d)_[a-z0-9]+(?:_[a-z0-9]+)*\.ipynb$")
 
-# The GitHub repository ("owner/name") of the published course. It is a placeholder until the
-# course is published: set it once here and run `python scripts/notebooks.py sync`, which rewrites
-# every notebook's Colab badge, the Colab install line of the setup cell and the README badges.
+# The GitHub repository ("owner/name") of the published course: the Colab badges, the setup cell's
+# install source, README links and pyproject URLs name it. A placeholder until the course is published:
+# `python scripts/notebooks.py set-repo owner/name` rewrites every place that names it.
+PLACEHOLDER_REPO = "your-org/codellama-course"
 GITHUB_REPO = "your-org/codellama-course"
 GITHUB_BRANCH = "main"
 
@@ -72,17 +76,36 @@ NOTEBOOK_METADATA = {
 CELL_METADATA_KEYS = {"tags"}
 
 SETUP_MARKER = "# Setup: the same cell opens every notebook"
+SOURCE_VARIABLE = "CODELLAMA_COURSE_SOURCE"
 
-SETUP_CELL = f'''\
-# NBVAL_IGNORE_OUTPUT
-{SETUP_MARKER} (written by scripts/notebooks.py sync; edit it there).
-# On Colab it installs the course package (+ bitsandbytes when there is a GPU) and never touches
-# Colab's torch or NumPy. Locally it installs nothing (see README: `bash scripts/setup.sh`).
+# Extras a notebook's setup cell installs on Colab (by notebook number), besides the package itself.
+# "quant" (bitsandbytes) is added on any GPU runtime; notebooks 01 and 05 use it on the CPU as well.
+NOTEBOOK_EXTRAS = {"01": ("quant",), "05": ("quant",), "06": ("eval",), "07": ("serve",), "08": ("eval",)}
+
+SETUP_TEMPLATE = r'''# NBVAL_IGNORE_OUTPUT
+{marker} (written by scripts/notebooks.py sync; edit it there).
+# On Colab it installs the course package with what this notebook needs (+ bitsandbytes on a GPU) and never
+# touches Colab's torch or NumPy. Locally it installs nothing (see README: `bash scripts/setup.sh`).
 import importlib.metadata as _md
-import os, pathlib, shutil, subprocess, sys, warnings
+import os, pathlib, shutil, subprocess, sys, tempfile, warnings
 warnings.filterwarnings("ignore", message="IProgress not found")  # tqdm without ipywidgets: text bars are fine
 
-COURSE_REPO = "https://github.com/{GITHUB_REPO}"
+# Where Colab installs the course from: {variable} (a git URL, a wheel file or a folder), else:
+COURSE_SOURCE = os.environ.get("{variable}", "{default}")
+EXTRAS = {extras} + (["quant"] if shutil.which("nvidia-smi") else [])
+
+
+class SetupStopped(Exception):
+    """Shown as its message only: IPython prints _render_traceback_() instead of a traceback."""
+
+    def _render_traceback_(self):
+        return str(self).splitlines()
+
+
+def _stop(reason):
+    raise SetupStopped(f"The course package is not installed: {{reason}}.\nSet {variable} to its git URL, wheel "
+                       "file or folder, then run this cell again, e.g. %env {variable}=/content/<the .whl file>")
+
 
 def _version(dist):
     try:
@@ -90,16 +113,38 @@ def _version(dist):
     except _md.PackageNotFoundError:
         return None
 
-if "google.colab" in sys.modules and _version("codellama-course") is None:
+
+def _missing():  # the course, or a package this notebook's EXTRAS need (in a version they accept), is not installed
+    if _version("codellama-course") is None:
+        return True
+    from packaging.requirements import Requirement
+
+    needs = [Requirement(r) for r in _md.requires("codellama-course") or []]
+    return any(_version(r.name) is None or not r.specifier.contains(_version(r.name), prereleases=True)
+               for r in needs if r.marker and any(r.marker.evaluate({{"extra": e}}) for e in EXTRAS))
+
+
+if "google.colab" in sys.modules and _missing():
+    if not COURSE_SOURCE:
+        _stop("this copy of the course names no published repository")
+    if "://" not in COURSE_SOURCE:  # a wheel file or a folder
+        if not os.path.exists(COURSE_SOURCE):
+            _stop(f"{{COURSE_SOURCE}} does not exist")
+        COURSE_SOURCE = pathlib.Path(COURSE_SOURCE).resolve().as_uri()
     # Packages already imported by the running kernel: if pip changes them, a restart is needed.
     _before = {{d: _version(d) for d in ("numpy", "transformers", "tokenizers", "huggingface-hub")
                if d.replace("-", "_") in sys.modules}}
     # Hold Colab's own torch/NumPy where they are (a constraints file, not an upgrade).
-    _keep = [f"{{d}}=={{_version(d)}}" for d in ("torch", "torchvision", "torchaudio", "numpy") if _version(d)]
-    pathlib.Path("/tmp/codellama-course-keep.txt").write_text("\\n".join(_keep) + "\\n")
-    _extras = "[quant]" if shutil.which("nvidia-smi") else ""  # bitsandbytes only helps on a GPU
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-c", "/tmp/codellama-course-keep.txt",
-                    f"codellama-course{{_extras}} @ git+{{COURSE_REPO}}"], check=True)
+    _keep = pathlib.Path(tempfile.gettempdir(), "codellama-course-keep.txt")
+    _keep.write_text("".join(f"{{d}}=={{_version(d)}}\n" for d in ("torch", "torchvision", "torchaudio", "numpy")
+                             if _version(d)))
+    _pip = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-c", str(_keep),
+                           f"codellama-course[{{','.join(EXTRAS)}}] @ {{COURSE_SOURCE}}"],
+                          capture_output=True, text=True, env={{**os.environ, "GIT_TERMINAL_PROMPT": "0"}})
+    if _pip.returncode:  # say why in pip's (or git's) own words
+        _why = [line.strip() for line in _pip.stderr.splitlines() if line.strip()] or ["no output"]
+        _why = next((line for line in reversed(_why) if line.startswith(("ERROR:", "fatal:"))), _why[-1])
+        _stop(f"pip could not install it from {{COURSE_SOURCE}} ({{_why}})")
     _changed = [d for d, v in _before.items() if _version(d) != v]
     if _changed:
         print("*" * 72)
@@ -113,6 +158,18 @@ import torch, transformers, codellama_course
 print(f"python {{sys.version.split()[0]}} | torch {{torch.__version__}} | transformers {{transformers.__version__}}"
       f" | codellama_course {{codellama_course.__version__}} | GPU: "
       f"{{torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'none (CPU)'}}")'''
+
+
+def course_source() -> str:
+    """The setup cell's default install source: the published repository, or "" while it is the placeholder."""
+    return "" if GITHUB_REPO == PLACEHOLDER_REPO else f"git+https://github.com/{GITHUB_REPO}"
+
+
+def setup_cell(name: str) -> str:
+    """The canonical first code cell of notebook ``name`` (its extras come from ``NOTEBOOK_EXTRAS``)."""
+    extras = list(NOTEBOOK_EXTRAS.get(name[:2], ()))
+    return SETUP_TEMPLATE.format(marker=SETUP_MARKER, variable=SOURCE_VARIABLE, default=course_source(),
+                                 extras=json.dumps(extras))
 
 
 def colab_url(name: str) -> str:
@@ -168,12 +225,12 @@ def clean(nb, name: str):
         cell = nb.cells[setup_idx[0]]
         # Its outputs are never compared (NBVAL_IGNORE_OUTPUT), so a new version of the cell does not
         # force every notebook to be re-executed: the old outputs stay until the next `execute`.
-        cell.source = SETUP_CELL
+        cell.source = setup_cell(name)
         for i in reversed(setup_idx[1:]):
             del nb.cells[i]
     else:
         pos = next((i for i, c in enumerate(nb.cells) if c.cell_type == "code"), len(nb.cells))
-        nb.cells.insert(pos, nbf.v4.new_code_cell(SETUP_CELL))
+        nb.cells.insert(pos, nbf.v4.new_code_cell(setup_cell(name)))
     # the setup cell must be the first code cell
     idx = next(i for i, c in enumerate(nb.cells) if is_setup_cell(c))
     first = next(i for i, c in enumerate(nb.cells) if c.cell_type == "code")
@@ -275,6 +332,32 @@ def _sync_readme() -> None:
     if new != text:
         readme.write_text(new, encoding="utf-8")
         print("synced   README.md (Colab links)")
+
+
+# Files besides the notebooks that name the repository (links, badges, project URLs).
+REPO_NAMED_IN = ("README.md", "pyproject.toml", "docs/DEVELOPING.md")
+
+
+def cmd_set_repo(repo: str) -> int:
+    """Point every place that names the repository at ``repo`` ("owner/name"), then ``sync`` the notebooks."""
+    global GITHUB_REPO
+    if not re.fullmatch(r"[A-Za-z0-9](?:[A-Za-z0-9-]*)/[A-Za-z0-9._-]+", repo):
+        print(f"bad repository {repo!r}: give it as owner/name, e.g. my-org/codellama-course", file=sys.stderr)
+        return 2
+    old, script = GITHUB_REPO, ROOT / "scripts" / "notebooks.py"
+    text = script.read_text(encoding="utf-8")
+    script.write_text(re.sub(r'^GITHUB_REPO = ".*"$', f'GITHUB_REPO = "{repo}"', text, count=1, flags=re.M),
+                      encoding="utf-8")
+    for rel in REPO_NAMED_IN:
+        path = ROOT / rel
+        if path.exists():
+            text = path.read_text(encoding="utf-8")
+            new = text.replace(f"github.com/{old}", f"github.com/{repo}").replace(f"/github/{old}/", f"/github/{repo}/")
+            if new != text:
+                path.write_text(new, encoding="utf-8")
+                print(f"set      {rel}")
+    GITHUB_REPO = repo
+    return cmd_sync(notebook_paths())
 
 
 def cmd_check(paths: list[Path]) -> int:
@@ -383,7 +466,7 @@ def cmd_new(stem: str, title: str) -> int:
         if kind == "markdown":
             nb.cells.append(nbf.v4.new_markdown_cell(src.format(num=m.group(1), title=title)))
         else:
-            nb.cells.append(nbf.v4.new_code_cell(SETUP_CELL if src is None else src))
+            nb.cells.append(nbf.v4.new_code_cell(setup_cell(name) if src is None else src))
     NOTEBOOK_DIR.mkdir(exist_ok=True)
     write(clean(nb, name), path)
     print(f"created {path.relative_to(ROOT)}")
@@ -399,12 +482,16 @@ def main(argv: list[str] | None = None) -> int:
     s = sub.add_parser("course")
     s.add_argument("notebooks", nargs="*")
     s.add_argument("--out", default=str(ROOT / "build"))
+    s = sub.add_parser("set-repo", help="point badges, setup cells, README and pyproject at owner/name")
+    s.add_argument("repo")
     s = sub.add_parser("new")
     s.add_argument("stem")
     s.add_argument("title")
     a = p.parse_args(argv)
     if a.cmd == "new":
         return cmd_new(a.stem, a.title)
+    if a.cmd == "set-repo":
+        return cmd_set_repo(a.repo)
     paths = notebook_paths(a.notebooks)
     if not paths:
         print("no notebooks found", file=sys.stderr)

