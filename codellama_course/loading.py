@@ -34,7 +34,7 @@ from .quantization import gpu_has_native_bf16, load_dtype, normalize_precision, 
 from .registry import FAMILY, Variant, find_variant, get_variant, nano_dir, variant_from_folder
 
 __all__ = ["load", "resolve_model", "auto_precision", "ENV_VAR", "TASKS", "LoadError", "ModelNotAvailableError",
-           "GatedModelError", "ModelWillNotFitError", "hub_online", "hf_token_present", "LoadInfo"]
+           "GatedModelError", "ModelWillNotFitError", "hub_online", "hf_token_present", "LoadInfo", "download_notice"]
 
 ENV_VAR = "CODELLAMA_COURSE_MODEL"
 

@@ -83,6 +83,11 @@ def test_standin_tokenizers_have_the_real_ids(hub):
     big = AutoTokenizer.from_pretrained("codellama/CodeLlama-70b-Instruct-hf")
     assert big.convert_tokens_to_ids("<step>") == 32015 and big.chat_template == cc.prompts.HUB_CHAT_TEMPLATE_70B
     assert cc.chat_style(big) == "70b"
+    # asked for the Llama 2 format, compare_chat renders the Hub's Llama 2 template, not the tokenizer's own 70B one
+    question = [{"role": "user", "content": "How are you doing?"}]
+    diff = cc.compare_chat(big, question, style="llama2")
+    assert diff.theirs == big.apply_chat_template(question, chat_template=cc.prompts.HUB_CHAT_TEMPLATE)["input_ids"]
+    assert len(diff.changes) == 1  # the one id per turn of notebook 04: "[" instead of Meta's "▁["
     plain = AutoTokenizer.from_pretrained("codellama/CodeLlama-34b-hf")
     assert len(plain) == 32000 and all(plain.convert_tokens_to_ids(p) == plain.unk_token_id for p in fim)
 
@@ -120,3 +125,12 @@ def test_cli_skips_cleanly_without_the_reference(monkeypatch, tmp_path, capsys):
     monkeypatch.setattr(rehearsal, "REFERENCE_DIR", tmp_path / "absent")
     assert rehearsal.main(["--sizes", "7b"]) == 0
     assert capsys.readouterr().out.startswith("rehearsal skipped: reference vocabularies not available")
+
+
+def test_kernel_environment_passes_the_switch_and_extra_settings(tmp_path):
+    """What scripts/gpu_check.sh relies on: the model switch, the private offline cache, and --env settings."""
+    env = rehearsal.notebook_env(tmp_path, "13b", {"CODELLAMA_COURSE_PRECISION": "fp16"})
+    assert (env["CODELLAMA_COURSE_MODEL"], env["HF_HUB_OFFLINE"], env["CODELLAMA_COURSE_PRECISION"]) == (
+        "13b", "1", "fp16")
+    assert (env["HF_HOME"], env["HF_HUB_CACHE"]) == (str(tmp_path), str(tmp_path / "hub"))
+    assert str(ROOT) in env["PYTHONPATH"].split(":")
