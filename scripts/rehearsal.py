@@ -264,8 +264,10 @@ class Result:
     error: str = ""
 
 
-def run_notebook(path: str | os.PathLike, env: dict[str, str], timeout: int = 600) -> tuple[bool, float, str]:
-    """Execute a notebook in a fresh kernel with ``env`` (outputs are not compared or saved).
+def run_notebook(path: str | os.PathLike, env: dict[str, str], timeout: int = 600,
+                 save_to: str | os.PathLike | None = None) -> tuple[bool, float, str]:
+    """Execute a notebook in a fresh kernel with ``env``; outputs are not compared (``save_to``: write the
+    executed notebook there, failed or not, to read what a real model's run prints).
 
     Returns ``(ok, seconds, error)``: the error is the failing cell's exception name and message.
     """
@@ -281,19 +283,30 @@ def run_notebook(path: str | os.PathLike, env: dict[str, str], timeout: int = 60
     try:
         client.execute(env=env)
     except CellExecutionError as err:
+        _save(nb, save_to)
         where = next((f"cell {i} ({''.join(c.source).strip().splitlines()[-1][:80]!r})"
                       for i, c in enumerate(nb.cells) if c.cell_type == "code"
                       and any(o.get("output_type") == "error" for o in c.get("outputs", []))), "a cell")
         return False, time.perf_counter() - start, f"{err.ename}: {err.evalue} in {where}"[:500]
     except (CellTimeoutError, DeadKernelError) as err:
+        _save(nb, save_to)
         return False, time.perf_counter() - start, f"{type(err).__name__}: {err}"[:400]
+    _save(nb, save_to)
     return True, time.perf_counter() - start, ""
 
 
-def _run_one(args: tuple[str, str, str, dict]) -> Result:
-    size, notebook, path, env = args
+def _save(nb, path: str | os.PathLike | None) -> None:
+    if path is not None:
+        import nbformat
+
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        nbformat.write(nb, str(path))
+
+
+def _run_one(args: tuple[str, str, str, dict, str | None]) -> Result:
+    size, notebook, path, env, out = args
     try:
-        ok, seconds, error = run_notebook(path, env)
+        ok, seconds, error = run_notebook(path, env, save_to=out and Path(out) / size / Path(path).name)
     except Exception:  # a kernel that would not start: report it as this notebook's failure
         ok, seconds, error = False, 0.0, traceback.format_exc(limit=1)[-400:]
     return Result(size, notebook, ok, seconds, error)
@@ -310,8 +323,10 @@ def lesson_paths(numbers=LESSONS) -> dict[str, Path]:
 
 
 def rehearse(sizes=SIZES, notebooks=LESSONS, *, hf_home: str | os.PathLike | None = None, keep: bool = False,
-             extra_env: dict[str, str] | None = None, jobs: int = 2) -> list[Result]:
-    """Build the stand-ins and run ``notebooks`` once per size, ``jobs`` kernels at a time."""
+             extra_env: dict[str, str] | None = None, jobs: int = 2,
+             out: str | os.PathLike | None = None) -> list[Result]:
+    """Build the stand-ins and run ``notebooks`` once per size, ``jobs`` kernels at a time (``out``: keep the
+    executed notebooks as ``out/<size>/<notebook>``)."""
     paths = lesson_paths(notebooks)
     home = Path(hf_home) if hf_home else Path(tempfile.mkdtemp(prefix="codellama-rehearsal-"))
     try:
@@ -319,7 +334,7 @@ def rehearse(sizes=SIZES, notebooks=LESSONS, *, hf_home: str | os.PathLike | Non
         missing = [s for s in SIZES if not (home / "hub" / _repo_dir(s)).is_dir()]
         if missing:
             build_standins(home, missing)
-        todo = [(size, number, str(paths[number]), notebook_env(home, size, extra_env))
+        todo = [(size, number, str(paths[number]), notebook_env(home, size, extra_env), out and str(out))
                 for size in sizes for number in notebooks]
         # slowest first, so the two workers finish together
         todo.sort(key=lambda t: t[1] in ("06", "07", "02", "03"), reverse=True)
@@ -375,6 +390,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
                         help="extra environment for the kernels (repeatable), e.g. CODELLAMA_COURSE_PRECISION=fp16")
     parser.add_argument("--jobs", type=int, default=2, help="notebooks run at the same time (default 2)")
+    parser.add_argument("--out", help="write the executed notebooks to OUT/<size>/ (to read what they print)")
     parser.add_argument("--build-only", action="store_true", help="build the stand-ins into --hf-home and stop")
     args = parser.parse_args(argv)
     extra = {}
@@ -399,7 +415,7 @@ def main(argv: list[str] | None = None) -> int:
         hf_home = tempfile.mkdtemp(prefix="codellama-rehearsal-")
     start = time.perf_counter()
     results = rehearse(args.sizes, args.notebooks, hf_home=hf_home, keep=args.keep, extra_env=extra,
-                       jobs=args.jobs)
+                       jobs=args.jobs, out=args.out)
     print(table(results, args.sizes, args.notebooks))
     print(f"{sum(r.ok for r in results)}/{len(results)} passed in {time.perf_counter() - start:.0f} s"
           + (f"; stand-ins in {hf_home}" if hf_home else ""))
