@@ -280,8 +280,10 @@ def run_notebook(path: str | os.PathLike, env: dict[str, str], timeout: int = 60
     client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
                             resources={"metadata": {"path": str(path.parent)}})
     start = time.perf_counter()
+    # the kernel process's own stderr (startup notices, a crash) goes to a log, shown when the kernel dies
+    log = tempfile.TemporaryFile(mode="w+", prefix="rehearsal-kernel-")
     try:
-        client.execute(env=env)
+        client.execute(env=env, stderr=log)
     except CellExecutionError as err:
         _save(nb, save_to)
         where = next((f"cell {i} ({''.join(c.source).strip().splitlines()[-1][:80]!r})"
@@ -290,7 +292,11 @@ def run_notebook(path: str | os.PathLike, env: dict[str, str], timeout: int = 60
         return False, time.perf_counter() - start, f"{err.ename}: {err.evalue} in {where}"[:500]
     except (CellTimeoutError, DeadKernelError) as err:
         _save(nb, save_to)
-        return False, time.perf_counter() - start, f"{type(err).__name__}: {err}"[:400]
+        log.seek(0)
+        tail = " | ".join(log.read().strip().splitlines()[-3:])
+        return False, time.perf_counter() - start, f"{type(err).__name__}: {err} (kernel stderr: {tail})"[:500]
+    finally:
+        log.close()
     _save(nb, save_to)
     return True, time.perf_counter() - start, ""
 
