@@ -3,7 +3,8 @@
 
     python scripts/rehearsal.py                              # 7b,13b,34b,70b x notebooks 00-07
     python scripts/rehearsal.py --sizes 7b --notebooks 03,04 --keep --hf-home /tmp/standins
-    python scripts/rehearsal.py --sizes 7b --env CODELLAMA_COURSE_PRECISION=fp16   # extra kernel environment
+    python scripts/rehearsal.py --sizes 7b --env NAME=VALUE --out /tmp/runs   # extra kernel environment;
+                                                                              # keep the executed notebooks
 
 A stand-in is a Hugging Face repo in a private offline cache (``HF_HOME``, the real hub-cache layout:
 ``hub/models--codellama--CodeLlama-7b-hf/{refs/main,blobs,snapshots/<rev>}``) under the real id
@@ -12,7 +13,8 @@ A stand-in is a Hugging Face repo in a private offline cache (``HF_HOME``, the r
 * the real tokenizer: SentencePiece vocabularies that reproduce the real ids (32016 pieces with
   ``▁<PRE>``..``▁<EOT>`` at 32007-32010 for 7B/13B/70B base and Instruct, ``<step>`` at 32015 for
   70B-Instruct, the plain 32000-piece Llama 2 vocabulary for 34B and every Python model), read from
-  ``../shared/reference/codellama-tokenizers/`` at build time and never copied into the project;
+  ``../shared/reference/codellama-tokenizers/`` at build time and never copied into the project (the
+  ``tokenizer.json`` beside it is what transformers 5 converts from that ``tokenizer.model``, not the Hub's);
 * the Hub's ``tokenizer_config.json`` fields, and the Hub's ``chat_template`` on the Instruct repos
   (``codellama_course.prompts.HUB_CHAT_TEMPLATE`` / ``HUB_CHAT_TEMPLATE_70B``; where they come from is
   written there);
