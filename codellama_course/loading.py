@@ -31,7 +31,7 @@ course in one precision (``scripts/gpu_check.sh`` uses it). An explicit ``precis
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from difflib import get_close_matches
 from pathlib import Path
 from typing import Any
@@ -41,7 +41,7 @@ from .registry import FAMILY, Variant, close_names, find_variant, get_variant, n
 
 __all__ = ["load", "resolve_model", "auto_precision", "ENV_VAR", "PRECISION_ENV_VAR", "TASKS", "LoadError",
            "ModelNotAvailableError", "GatedModelError", "ModelWillNotFitError", "hub_online", "hf_token_present",
-           "LoadInfo"]
+           "LoadInfo", "download_notice"]
 
 ENV_VAR = "CODELLAMA_COURSE_MODEL"
 PRECISION_ENV_VAR = "CODELLAMA_COURSE_PRECISION"  # what precision="auto" means, when set
@@ -139,23 +139,34 @@ def _is_cached(repo_id: str) -> bool:
 # which model
 
 
-def _family_for(value: str, task: str) -> str:
-    """Family name/bare size → Hub id, with the flavour of the task for bare sizes."""
+SIZES = ("7b", "13b", "34b", "70b")
+INFILL_TASKS = ("infill", "infilling")
+
+
+def _family_for(value: str, task: str) -> tuple[str, str | None]:
+    """Family name/bare size → (Hub id, why it is not the size asked for). A bare size takes the flavour of
+    the task; for infilling, a size that cannot infill (34B, and 70B by the course's choice) gives way to
+    the largest base model below it that can."""
     flavor = TASKS.get(task)
     if flavor is None:
         raise ValueError(f"unknown task {task!r}; use one of {sorted(set(TASKS))}")
     low = value.strip().lower()
-    if low in {"7b", "13b", "34b", "70b"} and flavor != "base":
+    if low in SIZES and flavor != "base":
         low = f"{low}-{flavor}"
-    return get_variant(low).hub_id
+    elif low in SIZES and task in INFILL_TASKS and not get_variant(low).infilling:
+        asked = get_variant(low)
+        stand_in = max((v for v in FAMILY if v.flavor == "base" and v.infilling and v.n_params < asked.n_params),
+                       key=lambda v: v.n_params)
+        why = ("was not trained to infill (no ▁<PRE>/▁<SUF>/▁<MID> in its vocabulary)" if asked.vocab_size == 32000
+               else "is not used for infilling in this course (notebook 01: only the updated paper says it infills)")
+        reason = (f"{asked.size} {why}: this lesson uses {stand_in.hub_id} instead; the lessons that do not infill "
+                  f"use {asked.size}.")
+        return stand_in.hub_id, reason
+    return get_variant(low).hub_id, None
 
 
-def resolve_model(model: str | os.PathLike | Variant | None = None, *, task: str = "base") -> str:
-    """The model id every notebook uses: ``"nano"``, a Hub id, or a local folder.
-
-    ``model`` argument > ``$CODELLAMA_COURSE_MODEL`` > nano (no CUDA GPU, or Hub unreachable) >
-    ``codellama/CodeLlama-7b-hf`` (``-Instruct-hf`` for ``task="chat"``, ``-Python-hf`` for ``task="python"``).
-    """
+def _resolve(model: str | os.PathLike | Variant | None, task: str) -> tuple[str, str | None]:
+    """:func:`resolve_model`, plus a sentence when the task made it pick another model than the one set."""
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; use one of {sorted(set(TASKS))}")
     if isinstance(model, Variant):
@@ -165,19 +176,29 @@ def resolve_model(model: str | os.PathLike | Variant | None = None, *, task: str
     choice = model if model not in (None, "", "auto") else os.environ.get(ENV_VAR, "").strip()
     if choice and choice != "auto":
         if choice.lower() == "nano":
-            return "nano"
+            return "nano", None
         if Path(choice).expanduser().is_dir():
-            return str(Path(choice).expanduser())
+            return str(Path(choice).expanduser()), None
         if "/" not in choice:  # a family short name such as "7b-instruct" or "13b"
             try:
                 return _family_for(choice, task)
             except LookupError:
                 if close_names(choice):  # a typo of a family name ("7bb-instruct"), not a Hub id like "gpt2"
                     raise
-        return choice
+        return choice, None
     if not _cuda_available() or not hub_online():
-        return "nano"
+        return "nano", None
     return _family_for(DEFAULT_SIZE, task)
+
+
+def resolve_model(model: str | os.PathLike | Variant | None = None, *, task: str = "base") -> str:
+    """The model id every notebook uses: ``"nano"``, a Hub id, or a local folder.
+
+    ``model`` argument > ``$CODELLAMA_COURSE_MODEL`` > nano (no CUDA GPU, or Hub unreachable) >
+    ``codellama/CodeLlama-7b-hf`` (``-Instruct-hf`` for ``task="chat"``, ``-Python-hf`` for ``task="python"``).
+    A bare size takes the task's flavour; ``task="infill"`` with ``34b``/``70b`` gives ``13b`` (they cannot infill).
+    """
+    return _resolve(model, task)[0]
 
 
 # --------------------------------------------------------------------------------------------
@@ -259,20 +280,84 @@ def _check_fit(v: Variant, precision: str, label: str) -> None:
 # load
 
 
-def _variant_from_hub_config(model_id: str, token: str | None) -> Variant | None:
-    """Read only ``config.json`` of a Hub model to estimate its memory; None if that is not possible."""
+def _hub_config(model_id: str, token: str | None) -> dict | None:
+    """The repo's ``config.json`` (a few KB): from the local cache, else from the Hub when it can be reached."""
+    import json
+
+    from huggingface_hub import hf_hub_download, try_to_load_from_cache
+
     try:
-        import json
-
-        from huggingface_hub import hf_hub_download
-
-        from .registry import variant_from_config
-
-        path = hf_hub_download(model_id, "config.json", token=token)
-        cfg = json.loads(Path(path).read_text(encoding="utf-8"))
-        return variant_from_config(cfg, name=model_id.rstrip("/").split("/")[-1])
-    except Exception:  # not a Llama-style config, no access, ...: skip the check, from_pretrained will tell
+        path = try_to_load_from_cache(model_id, "config.json")
+        if not isinstance(path, str) and hub_online():
+            path = hf_hub_download(model_id, "config.json", token=token)
+        if not isinstance(path, str):
+            return None
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except Exception:  # no access, not a repo, a broken file: the registry's numbers (if any) are used
         return None
+
+
+# the numbers a checkpoint's config.json decides; the registry keeps what it knows about the family
+_CHECKPOINT_FIELDS = ("hidden_size", "intermediate_size", "num_layers", "num_heads", "num_kv_heads", "head_dim",
+                      "vocab_size", "tie_word_embeddings")
+
+
+def _variant_from_checkpoint(model_id: str, token: str | None, known: Variant | None) -> Variant | None:
+    """The variant as its own ``config.json`` describes it (read before any weights), so a fine-tune or a
+    re-uploaded or shrunk copy is judged by what it is; the registry's entry only when no config is at hand."""
+    from .registry import variant_from_config
+
+    cfg = _hub_config(model_id, token)
+    if cfg is None:
+        return known
+    try:
+        measured = variant_from_config(cfg, name=model_id.rstrip("/").split("/")[-1])
+    except (KeyError, TypeError, ValueError):  # not a Llama-style config: from_pretrained will tell
+        return known
+    if known is None:
+        return measured
+    return replace(known, **{f: getattr(measured, f) for f in _CHECKPOINT_FIELDS})
+
+
+# --------------------------------------------------------------------------------------------
+# what a download costs, said before it starts
+
+COLAB_DOWNLOAD_MB_PER_S = 50  # estimate of Hub -> Colab throughput, not measured by the course
+
+
+def _weights_cached(model_id: str) -> bool:
+    """Are the repo's safetensors weights (every shard) in the local Hugging Face cache?"""
+    import json
+
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        index = try_to_load_from_cache(model_id, "model.safetensors.index.json")
+        if isinstance(index, str):
+            shards = set(json.loads(Path(index).read_text(encoding="utf-8"))["weight_map"].values())
+            return all(isinstance(try_to_load_from_cache(model_id, s), str) for s in shards)
+        return isinstance(try_to_load_from_cache(model_id, "model.safetensors"), str)
+    except Exception:
+        return False
+
+
+def download_notice(model_id: str, variant: Variant | None = None) -> str | None:
+    """One line saying what ``load(model_id)`` is about to download and roughly how long that takes on
+    Colab, and how to stay on nano; None when nothing needs downloading (nano, a folder, cached weights)."""
+    if model_id == "nano" or Path(model_id).expanduser().is_dir() or _weights_cached(model_id):
+        return None
+    if variant is None:
+        variant = _variant_from_checkpoint(model_id, None, find_variant(model_id))
+    if variant is None:
+        size = "its weights (size unknown)"
+        eta = ""
+    else:
+        gb = variant.n_params * 2 / 1e9  # the checkpoints are stored in bf16/fp16
+        minutes = gb * 1000 / COLAB_DOWNLOAD_MB_PER_S / 60
+        size = f"{gb:.1f} GB of weights"
+        eta = f", about {max(1, round(minutes))} min on Colab (estimate at ~{COLAB_DOWNLOAD_MB_PER_S} MB/s)"
+    return (f"Downloading {model_id}: {size}{eta}; it stays in the Hugging Face cache for next time. "
+            f"To stay on the offline nano model instead: load('nano') or {ENV_VAR}=nano.")
 
 
 @dataclass(frozen=True)
@@ -322,7 +407,9 @@ def load(model: str | None = None, precision: str = "auto", *, task: str = "base
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    model_id = resolve_model(model, task=task)
+    model_id, why = _resolve(model, task)
+    if why:  # the lesson's task changed the model: always said (never happens with nano)
+        print(why)
     variant: Variant | None = None
     if model_id == "nano":
         folder = nano_dir()
@@ -339,7 +426,6 @@ def load(model: str | None = None, precision: str = "auto", *, task: str = "base
             variant = variant_from_folder(folder)
     else:
         source = label = model_id
-        variant = find_variant(model_id)
         cached = _is_cached(model_id)
         if not cached:
             if model_id.startswith("meta-llama/") and not hf_token_present(token):
@@ -351,8 +437,7 @@ def load(model: str | None = None, precision: str = "auto", *, task: str = "base
                     f"(key icon, with 'Notebook access' on). Or use{alt or ' an ungated copy'} or load('nano').")
             if not hub_online():
                 raise ModelNotAvailableError(_not_available_message(model_id))
-        if variant is None:  # a fine-tune or another Llama: its config.json (a few hundred bytes) is enough
-            variant = _variant_from_hub_config(model_id, token)
+        variant = _variant_from_checkpoint(model_id, token, find_variant(model_id))
 
     requested = precision  # "fp4", "nf4-nodq", a BitsAndBytesConfig...: quantization_config() keeps the details
     precision = normalize_precision(precision)
@@ -378,6 +463,9 @@ def load(model: str | None = None, precision: str = "auto", *, task: str = "base
         load_kwargs["token"] = token
     load_kwargs.update(kwargs)
 
+    notice = download_notice(model_id, variant)
+    if notice:
+        print(notice)
     tokenizer = AutoTokenizer.from_pretrained(source, **({"token": token} if token else {}))
     lm = AutoModelForCausalLM.from_pretrained(source, **load_kwargs)
     lm.eval()

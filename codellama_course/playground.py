@@ -129,9 +129,8 @@ class LocalBackend:
         if model is None or isinstance(model, str):
             from .loading import load
 
-            name = model
-            model, tokenizer = load(model, verbose=False)
-            label = label or (name or "nano")
+            model, tokenizer = load(model, task="infill", verbose=False)  # the code box takes <FILL_ME>
+            label = label or model.codellama_course_info.model
         if tokenizer is None:
             raise ValueError("pass the tokenizer together with a model object")
         self.model, self.tokenizer = model, tokenizer

@@ -752,13 +752,14 @@ def compare_infill(tokenizer: Any, prefix: str, suffix: str) -> IdDiff:
 def compare_chat(tokenizer: Any, messages: Sequence[Message], *, style: ChatStyle | None = None) -> IdDiff:
     """Ours (:func:`chat_ids`) vs ``tokenizer.apply_chat_template(messages, return_dict=True)``.
 
-    Uses the tokenizer's own ``chat_template`` when it has one, else the Hub's
+    Uses the tokenizer's own ``chat_template`` when it has one for that style, else the Hub's
     (:data:`HUB_CHAT_TEMPLATE` / :data:`HUB_CHAT_TEMPLATE_70B`).
     """
     _require_hf(tokenizer, "compare_chat")
     style = _check_style(chat_style(tokenizer) if style is None else style)
-    template = getattr(tokenizer, "chat_template", None) or (
-        HUB_CHAT_TEMPLATE if style == "llama2" else HUB_CHAT_TEMPLATE_70B
-    )
+    own = getattr(tokenizer, "chat_template", None)
+    if isinstance(own, str) and ("Source:" in own and "[INST]" not in own) != (style == "70b"):
+        own = None  # a template of the other format (70B-Instruct's tokenizer asked for style="llama2")
+    template = own or (HUB_CHAT_TEMPLATE if style == "llama2" else HUB_CHAT_TEMPLATE_70B)
     enc_out = tokenizer.apply_chat_template(list(messages), chat_template=template, return_dict=True)
     return compare_ids(chat_ids(tokenizer, messages, style=style), list(enc_out["input_ids"]), tokenizer)

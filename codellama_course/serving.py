@@ -321,6 +321,36 @@ def _resolve_model_folder(model: str | os.PathLike[str] | None) -> tuple[str, st
     return name, name
 
 
+def _model_file(model_id: str, filename: str) -> Path | None:
+    """A small file of a model folder or Hub repo (cache first, then the Hub when online); None if absent."""
+    folder = Path(model_id)
+    if folder.is_dir():
+        return folder / filename if (folder / filename).is_file() else None
+    from huggingface_hub import hf_hub_download, try_to_load_from_cache
+
+    from .loading import hub_online
+
+    with contextlib.suppress(Exception):
+        hit = try_to_load_from_cache(model_id, filename)
+        if isinstance(hit, str):
+            return Path(hit)
+        if hit is None and hub_online():  # None: never looked up (a cached "absent" is another object)
+            return Path(hf_hub_download(model_id, filename))
+    return None
+
+
+def _has_chat_template(model_id: str) -> bool:
+    """Does the model's tokenizer bring a chat template (chat_template.jinja or in tokenizer_config.json)?"""
+    if _model_file(model_id, "chat_template.jinja") is not None:
+        return True
+    cfg = _model_file(model_id, "tokenizer_config.json")
+    if cfg is None:
+        return False
+    with contextlib.suppress(ValueError, OSError):
+        return bool(json.loads(cfg.read_text(encoding="utf-8")).get("chat_template"))
+    return False
+
+
 def _tail(path: Path | None, lines: int) -> str:
     if path is None or not path.exists():
         return ""
@@ -386,12 +416,7 @@ class LocalServer:
     def _chat_template(self, chat_template: str | None) -> str | None:
         if chat_template != "auto":
             return chat_template
-        cfg = Path(self.model_id) / "tokenizer_config.json"
-        has_own = (Path(self.model_id) / "chat_template.jinja").exists()
-        if cfg.exists():
-            with contextlib.suppress(ValueError, OSError):
-                has_own = has_own or bool(json.loads(cfg.read_text(encoding="utf-8")).get("chat_template"))
-        if has_own or not Path(self.model_id).is_dir():
+        if _has_chat_template(self.model_id):
             return None
         from .prompts import HUB_CHAT_TEMPLATE
 
@@ -461,6 +486,11 @@ class LocalServer:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _start_on(self, port: int) -> "LocalServer":
+        from .loading import download_notice
+
+        notice = download_notice(self.model_id)
+        if notice:  # transformers serve is about to download the weights: say so first
+            print(notice)
         if self._log_path is None:
             fd, name = tempfile.mkstemp(prefix="transformers-serve-", suffix=".log")
             os.close(fd)

@@ -7,8 +7,8 @@ import pytest
 import codellama_course.loading as loading
 import codellama_course.quantization as quantization
 from codellama_course import load, resolve_model
-from codellama_course.loading import (ENV_VAR, GatedModelError, ModelNotAvailableError, ModelWillNotFitError,
-                                      auto_precision)
+from codellama_course.loading import (ENV_VAR, GatedModelError, LoadError, ModelNotAvailableError,
+                                      ModelWillNotFitError, auto_precision)
 from codellama_course.quantization import BitsAndBytesUnavailableError, normalize_precision, quantization_config
 from codellama_course.registry import nano_available
 
@@ -306,3 +306,107 @@ def test_load_nano(capsys):
     assert "nano" in capsys.readouterr().out
     ids = tok("def add(a, b):").input_ids
     assert ids[0] == tok.bos_token_id and len(ids) > 2
+
+
+# ---- the checkpoint's own config.json decides; downloads are announced --------------------------
+
+def _hub_cache(monkeypatch, tmp_path, repo_id: str, files: dict[str, str]) -> None:
+    """A Hugging Face cache in tmp_path holding ``files`` (name -> text) of ``repo_id`` at refs/main."""
+    import huggingface_hub
+
+    repo = tmp_path / ("models--" + repo_id.replace("/", "--"))
+    snapshot = repo / "snapshots" / ("0" * 40)
+    snapshot.mkdir(parents=True)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("0" * 40)
+    for name, text in files.items():
+        (snapshot / name).write_text(text)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path))
+
+
+def _llama_config(hidden: int, inter: int, layers: int, heads: int, kv: int, vocab: int) -> str:
+    import json
+
+    return json.dumps({"model_type": "llama", "hidden_size": hidden, "intermediate_size": inter,
+                       "num_hidden_layers": layers, "num_attention_heads": heads, "num_key_value_heads": kv,
+                       "vocab_size": vocab, "rope_theta": 1e6, "max_position_embeddings": 16384})
+
+
+def test_fit_is_judged_by_the_checkpoint_config_not_the_table(monkeypatch, never_download, tmp_path, no_env):
+    """A small checkpoint under a 70B id (a stand-in, a re-upload) is judged by its own config.json."""
+    _hub_cache(monkeypatch, tmp_path, "codellama/CodeLlama-70b-hf",
+               {"config.json": _llama_config(64, 128, 2, 4, 1, 32016), "model.safetensors": ""})
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(loading, "_capacity_bytes", lambda: (1 * GIB, "test GPU"))
+    with pytest.raises(AssertionError, match="from_pretrained must not be called"):  # got past the fit check
+        load("70b", "fp32")
+    assert auto_precision(loading._variant_from_checkpoint("codellama/CodeLlama-70b-hf", None, None)) == "fp32"
+
+
+def test_fit_with_the_real_config_still_refuses(monkeypatch, never_download, tmp_path, no_env):
+    _hub_cache(monkeypatch, tmp_path, "codellama/CodeLlama-70b-hf",
+               {"config.json": _llama_config(8192, 28672, 80, 64, 8, 32016)})
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(loading, "_capacity_bytes", lambda: (int(22 * GIB), "RTX 4090"))
+    with pytest.raises(ModelWillNotFitError, match="Nothing was downloaded"):
+        load("70b", "4bit")
+
+
+def test_registry_numbers_when_no_config_is_at_hand(monkeypatch, never_download, no_env):
+    """Online but the config cannot be fetched: the family table still protects the user."""
+    import huggingface_hub
+
+    def no_network(*a, **k):
+        raise OSError("no network")
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", no_network)
+    monkeypatch.setattr(loading, "hub_online", lambda timeout=2.0: True)
+    monkeypatch.setattr(loading, "_capacity_bytes", lambda: (int(14.7 * GIB), "Tesla T4"))
+    with pytest.raises(ModelWillNotFitError, match="Tesla T4"):
+        load("codellama/CodeLlama-13b-hf", "fp16")
+
+
+def test_download_is_announced_before_it_starts(monkeypatch, never_download, capsys, tmp_path, no_env):
+    import huggingface_hub
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path))  # an empty cache
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", lambda *a, **k: (_ for _ in ()).throw(OSError()))
+    monkeypatch.setattr(loading, "hub_online", lambda timeout=2.0: True)
+    monkeypatch.setattr(loading, "_capacity_bytes", lambda: (80 * GIB, "A100"))
+    with pytest.raises(AssertionError, match="from_pretrained"):
+        load("codellama/CodeLlama-7b-hf", "bf16")
+    out = capsys.readouterr().out
+    assert "Downloading codellama/CodeLlama-7b-hf: 13.5 GB" in out and "estimate" in out and "nano" in out
+
+
+def test_no_download_notice_for_cached_weights_or_nano(monkeypatch, tmp_path):
+    import json
+
+    index = json.dumps({"weight_map": {"a": "model-00001-of-00002.safetensors",
+                                       "b": "model-00002-of-00002.safetensors"}})
+    _hub_cache(monkeypatch, tmp_path, "codellama/CodeLlama-7b-hf",
+               {"config.json": "{}", "model.safetensors.index.json": index,
+                "model-00001-of-00002.safetensors": ""})
+    assert loading.download_notice("codellama/CodeLlama-7b-hf") is not None  # one shard is missing
+    snapshot = next((tmp_path / "models--codellama--CodeLlama-7b-hf" / "snapshots").iterdir())
+    (snapshot / "model-00002-of-00002.safetensors").write_text("")
+    assert loading.download_notice("codellama/CodeLlama-7b-hf") is None
+    assert loading.download_notice("nano") is None
+
+
+@pytest.mark.parametrize("size", ["34b", "70b"])
+def test_infill_task_takes_a_model_that_can_infill(size, monkeypatch, capsys, never_download):
+    monkeypatch.setenv(ENV_VAR, size)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert resolve_model(task="infill") == "codellama/CodeLlama-13b-hf"
+    assert resolve_model(task="completion") == f"codellama/CodeLlama-{size}-hf"
+    assert resolve_model(f"codellama/CodeLlama-{size}-hf", task="infill") == f"codellama/CodeLlama-{size}-hf"
+    with pytest.raises(LoadError):  # not cached here; what matters is the sentence before it
+        load(task="infill")
+    out = capsys.readouterr().out
+    assert out.startswith(f"{size.upper()} ") and "this lesson uses codellama/CodeLlama-13b-hf instead" in out
+
+
+def test_infill_task_keeps_sizes_that_infill(monkeypatch):
+    for size in ("7b", "13b"):
+        assert resolve_model(size, task="infill") == f"codellama/CodeLlama-{size}-hf"

@@ -314,3 +314,25 @@ def test_stop_frees_the_port_and_then_the_endpoint_is_unreachable(server):
     assert not server.is_running and not serving.port_in_use(port)
     with pytest.raises(EndpointUnreachableError):
         serving.check_endpoint(url, timeout=2)
+
+
+def test_chat_template_of_a_cached_hub_repo(monkeypatch, tmp_path):
+    """A base repo from the cache gets Code Llama Instruct's template for the chat route; an Instruct repo
+    that brings its own keeps it (a base Code Llama without one answered chat requests with 400 Bad Request)."""
+    import json
+
+    import huggingface_hub
+
+    from codellama_course.prompts import HUB_CHAT_TEMPLATE
+
+    for repo_id, own in (("codellama/CodeLlama-7b-hf", None), ("codellama/CodeLlama-7b-Instruct-hf", "{{ x }}")):
+        snapshot = tmp_path / ("models--" + repo_id.replace("/", "--")) / "snapshots" / ("0" * 40)
+        snapshot.mkdir(parents=True)
+        (snapshot.parent.parent / "refs").mkdir()
+        (snapshot.parent.parent / "refs" / "main").write_text("0" * 40)
+        (snapshot / "config.json").write_text("{}")
+        (snapshot / "tokenizer_config.json").write_text(json.dumps({"chat_template": own}))
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert LocalServer("codellama/CodeLlama-7b-hf").chat_template == HUB_CHAT_TEMPLATE
+    assert LocalServer("codellama/CodeLlama-7b-Instruct-hf").chat_template is None
