@@ -46,8 +46,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK_DIR = ROOT / "notebooks"
-REFERENCE_DIR = Path(os.environ.get("CODELLAMA_COURSE_REFERENCE_DIR",
-                                    ROOT.parent / "shared" / "reference" / "codellama-tokenizers"))
+REFERENCE_DIR = Path(os.environ.get("CODELLAMA_COURSE_REFERENCE_DIR")
+                     or ROOT.parent / "shared" / "reference" / "codellama-tokenizers")
 SIZES = ("7b", "13b", "34b", "70b")
 LESSONS = ("00", "01", "02", "03", "04", "05", "06", "07")
 ORGS = ("codellama", "meta-llama")

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
-# ../shared/reference/codellama-tokenizers next to the project; CODELLAMA_REFERENCE_TOKENIZERS points elsewhere
+# ../shared/reference/codellama-tokenizers next to the project; CODELLAMA_COURSE_REFERENCE_DIR points elsewhere
 # (or, set to a folder that does not exist, shows what runs on a clone without it).
-REF_DIR = Path(os.environ.get("CODELLAMA_REFERENCE_TOKENIZERS")
+REF_DIR = Path(os.environ.get("CODELLAMA_COURSE_REFERENCE_DIR")
                or Path(__file__).resolve().parents[1].parent / "shared" / "reference" / "codellama-tokenizers")
 NANO_DIR = Path(__file__).resolve().parents[1] / "codellama_course" / "nano_model"
 
