@@ -83,7 +83,7 @@ def plan_torch(torch_spec: str | None, system: str, nvidia_gpu: bool,
 
 # optional system packages: (command, Debian/Ubuntu package, what it adds)
 OPTIONAL_PACKAGES = (
-    ("bwrap", "bubblewrap", "the strongest evaluation sandbox (read-only filesystem, private /tmp, no network)"),
+    ("bwrap", "bubblewrap", "the evaluation sandbox's first choice (without it, util-linux's unshare builds the same view)"),
     ("chromium", "chromium", "the playground's browser test (tests/test_playground.py)"),
     ("node", "nodejs", "running MultiPL-E JavaScript samples in the evaluation"),
 )
