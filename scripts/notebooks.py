@@ -447,6 +447,7 @@ SKELETON = [
     ("markdown", "## Exercises\nEach exercise ends with an `assert` that checks your answer.\n"),
     ("code", "# Exercise 1\n"),
     ("markdown", "## What changed since the blog\n- ...\n"),
+    ("markdown", "## Further reading\n- ...\n"),
 ]
 
 

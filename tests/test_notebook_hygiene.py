@@ -76,7 +76,7 @@ def test_title_badge_time_and_hardware(path):
     assert nb["cells"].index(first_md) < next(i for i, c in enumerate(nb["cells"]) if c["cell_type"] == "code")
 
 
-REQUIRED_HEADINGS = ["What you'll learn", "Summary", "Exercises", "What changed since the blog"]
+REQUIRED_HEADINGS = ["What you'll learn", "Summary", "Exercises", "What changed since the blog", "Further reading"]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
