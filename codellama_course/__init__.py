@@ -8,6 +8,7 @@ does not import torch until a helper that needs it is used.
 from __future__ import annotations
 
 import importlib
+import warnings
 from typing import Any
 
 __version__ = "0.1.0"
@@ -63,6 +64,12 @@ _EXPORTS: dict[str, str] = {
     "NANO_DIR": "nano",
 }
 
+# Deprecated top-level names (kept for one release; each warns once per use with its new home).
+# old name -> "module:new_name" (absolute module path, so a name can move into `codellama_course.lessons`).
+_MOVED: dict[str, str] = {
+}
+REMOVED_IN = "0.3.0"
+
 __all__ = sorted(_EXPORTS) + ["__version__"]
 
 # `preflight` names both a submodule and its function. The first `from .preflight import ...` anywhere in the
@@ -72,6 +79,15 @@ from .preflight import preflight  # noqa: E402
 
 
 def __getattr__(name: str) -> Any:
+    if name in _MOVED:
+        module_name, new_name = _MOVED[name].split(":")
+        warnings.warn(
+            f"codellama_course.{name} is deprecated and goes in {REMOVED_IN}: "
+            f"use `from {module_name} import {new_name}`.",
+            FutureWarning,
+            stacklevel=2,
+        )
+        return getattr(importlib.import_module(module_name), new_name)
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'codellama_course' has no attribute {name!r}")
