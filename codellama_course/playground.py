@@ -485,5 +485,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+def __getattr__(name: str) -> Any:
+    if name == "LocalBackend":  # renamed in 0.2.0 (evaluation has a LocalBackend of its own); goes in 0.3.0
+        import warnings
+
+        warnings.warn("codellama_course.playground.LocalBackend was renamed and this name goes in 0.3.0: "
+                      "use `codellama_course.playground.InProcessBackend`.", FutureWarning, stacklevel=2)
+        return InProcessBackend
+    raise AttributeError(f"module 'codellama_course.playground' has no attribute {name!r}")
+
+
 if __name__ == "__main__":
     sys.exit(main())

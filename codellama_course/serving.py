@@ -57,6 +57,7 @@ __all__ = [
 ]
 
 LOOPBACK = "127.0.0.1"
+_REMOVED_IN = "0.3.0"  # codellama_course.REMOVED_IN (the package root is not imported from here)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -411,7 +412,30 @@ class LocalServer:
 
 def serve(model: str | os.PathLike[str] | None = None, **kwargs: Any) -> LocalServer:
     """Deprecated (goes in 0.3.0): ``LocalServer(model, **kwargs).start()``, or ``with LocalServer(model) as server:``."""
-    warnings.warn("codellama_course.serving.serve() is deprecated and goes in 0.3.0: use "
+    warnings.warn(f"codellama_course.serving.serve() is deprecated and goes in {_REMOVED_IN}: use "
                   "`LocalServer(model, ...).start()`, or `with LocalServer(model) as server:`.",
                   FutureWarning, stacklevel=2)
     return LocalServer(model, **kwargs).start()
+
+
+# Names that moved out of this module when the server and the clients were split (0.2.0). The client names
+# keep working from here for one release, with a FutureWarning; the recipes are lesson material now.
+_MOVED_TO_CLIENTS = frozenset({
+    "Sampling", "SPACE_DEFAULTS", "SPACE_FIM_TEMPLATE", "FimPrompt", "fim_prompt", "openai_client",
+    "inference_client", "api_complete", "api_infill", "api_chat", "check_endpoint", "ServingError",
+    "EndpointUnreachableError",
+})
+_MOVED_TO_LESSONS = frozenset({"RECIPES", "ENDPOINT_GPUS", "PROJECT_STATUS"})
+
+
+def __getattr__(name: str) -> Any:
+    if name in _MOVED_TO_CLIENTS:
+        import codellama_course.clients
+
+        warnings.warn(f"codellama_course.serving.{name} moved and this name goes in {_REMOVED_IN}: "
+                      f"use `from codellama_course.clients import {name}`.", FutureWarning, stacklevel=2)
+        return getattr(codellama_course.clients, name)
+    if name in _MOVED_TO_LESSONS:
+        raise AttributeError(f"codellama_course.serving.{name} moved to the lesson tools: "
+                             f"use `from codellama_course.lessons import {name}`.")
+    raise AttributeError(f"module 'codellama_course.serving' has no attribute {name!r}")

@@ -375,3 +375,16 @@ def test_chat_template_of_a_cached_hub_repo(monkeypatch, tmp_path):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     assert LocalServer("codellama/CodeLlama-7b-hf").chat_template == HUB_CHAT_TEMPLATE
     assert LocalServer("codellama/CodeLlama-7b-Instruct-hf").chat_template is None
+
+
+def test_names_that_moved_out_of_serving_still_work_for_one_release():
+    from codellama_course import playground
+
+    with pytest.warns(FutureWarning, match="from codellama_course.clients import api_complete"):
+        assert serving.api_complete is clients.api_complete
+    with pytest.raises(AttributeError, match="from codellama_course.lessons import RECIPES"):
+        serving.RECIPES  # noqa: B018
+    with pytest.raises(AttributeError, match="no attribute 'nothing'"):
+        serving.nothing  # noqa: B018
+    with pytest.warns(FutureWarning, match="InProcessBackend"):
+        assert playground.LocalBackend is playground.InProcessBackend
