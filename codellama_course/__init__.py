@@ -49,7 +49,6 @@ _EXPORTS: dict[str, str] = {
     "chat": "generation",
     # serving and the playground (notebook 07)
     "LocalServer": "serving",
-    "serve": "serving",
     "launch_playground": "playground",
     # 4-bit and 8-bit (notebook 05)
     "measure_precisions": "quantization",
@@ -67,6 +66,8 @@ _EXPORTS: dict[str, str] = {
 # Deprecated top-level names (kept for one release; each warns once per use with its new home).
 # old name -> "module:new_name" (absolute module path, so a name can move into `codellama_course.lessons`).
 _MOVED: dict[str, str] = {
+    # serving (notebook 07): serve() itself is deprecated too; use LocalServer(model).start()
+    "serve": "codellama_course.serving:serve",
 }
 REMOVED_IN = "0.3.0"
 

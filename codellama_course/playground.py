@@ -41,12 +41,20 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .serving import SPACE_DEFAULTS, SPACE_FIM_TEMPLATE, Sampling, fim_prompt, openai_client
+from .clients import (
+    SPACE_DEFAULTS,
+    SPACE_FIM_TEMPLATE,
+    Sampling,
+    create_completion,
+    cut_at_end,
+    fim_prompt,
+    openai_client,
+)
+from .prompts import FILL_TOKEN, fill_me, infill_ids
+from .serving import free_port
 
-__all__ = ["Playground", "LocalBackend", "RemoteBackend", "Details", "EXAMPLES", "build_app",
+__all__ = ["Playground", "InProcessBackend", "RemoteBackend", "Details", "EXAMPLES", "build_app",
            "launch_playground", "main"]
-
-FILL_ME = "<FILL_ME>"
 
 # The Space's examples (the first five), and two that show infilling in the middle of a function.
 EXAMPLES: list[str] = [
@@ -67,7 +75,10 @@ EXAMPLES: list[str] = [
 
 @dataclass
 class Details:
-    """Everything about one generation: what was sent, what came back, and why it stopped."""
+    """Everything about one generation: what was sent, what came back, and why it stopped.
+
+    Taught in: notebook 07 §5.
+    """
 
     mode: str = "completion"  # or "infill"
     backend: str = ""
@@ -82,6 +93,7 @@ class Details:
     sampling: Sampling = SPACE_DEFAULTS
 
     def markdown(self) -> str:
+        """What the app shows under the output."""
         s = self.sampling
         how = (f"temperature {s.temperature}, top-p {s.top_p}" if s.do_sample else "greedy (temperature 0)")
         rate = f" · {self.new_tokens / self.seconds:.0f} tokens/s" if self.seconds > 0 and self.new_tokens else ""
@@ -108,10 +120,8 @@ class Details:
 
 def _split(code: str) -> tuple[str, str] | None:
     """(prefix, suffix) for a ``<FILL_ME>`` prompt, ``None`` for plain completion."""
-    if FILL_ME not in code:
+    if FILL_TOKEN not in code:
         return None
-    from .prompts import fill_me
-
     return fill_me(code)  # raises ValueError for more than one marker
 
 
@@ -119,10 +129,12 @@ def _split(code: str) -> tuple[str, str] | None:
 # backends
 
 
-class LocalBackend:
+class InProcessBackend:
     """Generate in this process with a transformers model (nano by default), through the course's own
     helpers: :func:`codellama_course.complete` / :func:`codellama_course.infill` with ``stream=True``
     (notebooks 02-03). Prompts are token-exact (``<FILL_ME>``: Meta's infill layout, stop at ``▁<EOT>``).
+
+    Taught in: notebook 07 §5.
     """
 
     def __init__(self, model: Any = None, tokenizer: Any = None, *, label: str | None = None):
@@ -138,11 +150,11 @@ class LocalBackend:
         self._lock = threading.Lock()  # one generation at a time on a CPU
 
     def stream(self, code: str, sampling: Sampling, cancel: threading.Event) -> Iterator[tuple[str, Details]]:
+        """Generate for ``code``; yields ``(text so far, details)`` as tokens arrive. ``cancel.set()`` stops it."""
         import torch
         from transformers import StoppingCriteria
 
-        from . import generation
-        from .prompts import infill_ids
+        from .generation import complete, infill
 
         class _Cancel(StoppingCriteria):  # the Stop button
             def __call__(self, input_ids, scores, **kwargs):
@@ -159,12 +171,12 @@ class LocalBackend:
             if split is None:
                 d.mode, head, tail = "completion", code, ""
                 d.prompt_text, d.prompt_ids = code, list(tok(code).input_ids)
-                stream = generation.complete(self.model, tok, code, **knobs)
+                stream = complete(self.model, tok, code, **knobs)
             else:
                 d.mode, (head, tail) = "infill", split
                 d.prompt_ids = infill_ids(tok, head, tail)
                 d.prompt_text = tok.decode(d.prompt_ids, skip_special_tokens=False)
-                stream = generation.infill(self.model, tok, head, tail, **knobs)
+                stream = infill(self.model, tok, head, tail, **knobs)
             d.prompt_pieces = tok.convert_ids_to_tokens(d.prompt_ids)
             middle = ""
             for chunk in stream:
@@ -202,6 +214,8 @@ class RemoteBackend:
     ``"openai"``; see :meth:`Sampling.openai_kwargs`). ``tokenizer`` (a local copy of the served model's
     tokenizer; a folder or Hub id is loaded) is used to build ``<FILL_ME>`` prompts with the model's own
     special pieces and to show the ids the server should see; without one the Space's text template is sent.
+
+    Taught in: notebook 07 §5.
     """
 
     def __init__(self, endpoint: Any, *, model: str | None = None, flavor: str = "transformers",
@@ -220,8 +234,7 @@ class RemoteBackend:
         self.label = f"endpoint {self.endpoint} ({flavor})"
 
     def stream(self, code: str, sampling: Sampling, cancel: threading.Event) -> Iterator[tuple[str, Details]]:
-        from .serving import _completion, _cut_end
-
+        """Generate for ``code`` through the endpoint; yields ``(text so far, details)`` as chunks arrive."""
         split = _split(code)
         d = Details(backend=self.label, sampling=sampling)
         if split is None:
@@ -246,8 +259,8 @@ class RemoteBackend:
             if not d.ids_note:
                 d.ids_note = " - as a local copy of the tokenizer splits it (the server tokenizes the text itself)"
         t0 = time.monotonic()
-        response = _completion(self.client, d.prompt_text, model=self.model, sampling=sampling,
-                               flavor=self.flavor, stop=None, stream=True)
+        response = create_completion(self.client, d.prompt_text, model=self.model, sampling=sampling,
+                                     flavor=self.flavor, stream=True)
         middle, finish, ended = "", None, False
         try:
             for chunk in response:
@@ -256,7 +269,7 @@ class RemoteBackend:
                 for choice in chunk.choices:
                     piece = choice.text or ""
                     if d.mode == "infill":  # a server that does not stop at ▁<EOT> by itself
-                        cut = _cut_end(piece)
+                        cut = cut_at_end(piece)
                         ended = ended or cut != piece
                         piece = cut
                     if piece:
@@ -310,10 +323,13 @@ Under the output: the exact prompt and token ids that were sent, and why generat
 
 
 def build_app(backend: Any = None, *, title: str = "Code Llama playground", defaults: Sampling = SPACE_DEFAULTS):
-    """The Gradio ``Blocks`` app around a backend (:class:`LocalBackend` on nano when ``None``)."""
+    """The Gradio ``Blocks`` app around a backend (:class:`InProcessBackend` on nano when ``None``).
+
+    Taught in: notebook 07 §5.
+    """
     import gradio as gr
 
-    backend = backend if backend is not None else LocalBackend()
+    backend = backend if backend is not None else InProcessBackend()
     cancels: dict[str, threading.Event] = {}
 
     def generate(code, temperature, top_p, max_new_tokens, repetition_penalty, request: gr.Request):
@@ -383,12 +399,16 @@ def _in_colab() -> bool:
 
 
 class Playground:
-    """A running playground: ``.url``, ``.stop()``; a context manager too."""
+    """A running playground: ``.url``, ``.backend``, ``.stop()``; a context manager too.
+
+    Taught in: notebook 07 §5.
+    """
 
     def __init__(self, demo, url: str, backend: Any):
         self.demo, self.url, self.backend = demo, url, backend
 
     def stop(self) -> None:
+        """Close the app and free its port."""
         self.demo.close()
 
     def __enter__(self) -> "Playground":
@@ -408,18 +428,18 @@ def launch_playground(model: Any = None, *, endpoint: Any = None, endpoint_model
     """Start the playground and return at once (unless ``block=True``); stop it with ``.stop()``.
 
     ``model``: a model name/folder for in-process generation (nano when ``None``), or a
-    :class:`LocalBackend`/:class:`RemoteBackend`. ``endpoint``: an OpenAI-compatible URL or a
+    :class:`InProcessBackend`/:class:`RemoteBackend`. ``endpoint``: an OpenAI-compatible URL or a
     :class:`~codellama_course.serving.LocalServer` to use instead. Never creates a share link.
     ``inline=None`` embeds the app in the notebook on Colab only.
-    """
-    from .serving import free_port
 
-    if isinstance(model, (LocalBackend, RemoteBackend)):
+    Taught in: notebook 07 §5.
+    """
+    if isinstance(model, (InProcessBackend, RemoteBackend)):
         backend = model
     elif endpoint is not None:
         backend = RemoteBackend(endpoint, model=endpoint_model, flavor=flavor, tokenizer=tokenizer)
     else:
-        backend = LocalBackend(model)
+        backend = InProcessBackend(model)
     demo = build_app(backend)
     port = port or free_port(host)
     demo.queue(default_concurrency_limit=1, max_size=8)
@@ -438,6 +458,10 @@ def launch_playground(model: Any = None, *, endpoint: Any = None, endpoint_model
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m codellama_course.playground``: the playground from a terminal, until Ctrl+C.
+
+    Taught in: notebook 07 §5.
+    """
     p = argparse.ArgumentParser(prog="python -m codellama_course.playground",
                                 description="The Code Llama playground (Gradio), on nano or on an endpoint.")
     p.add_argument("--model", default=None, help="model for in-process generation: 'nano' (default), a folder, a Hub id")
@@ -459,6 +483,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         pg.stop()
     return 0
+
+
+def __getattr__(name: str) -> Any:
+    if name == "LocalBackend":  # renamed in 0.2.0 (evaluation has a LocalBackend of its own); goes in 0.3.0
+        import warnings
+
+        warnings.warn("codellama_course.playground.LocalBackend was renamed and this name goes in 0.3.0: "
+                      "use `codellama_course.playground.InProcessBackend`.", FutureWarning, stacklevel=2)
+        return InProcessBackend
+    raise AttributeError(f"module 'codellama_course.playground' has no attribute {name!r}")
 
 
 if __name__ == "__main__":

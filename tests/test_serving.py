@@ -1,5 +1,6 @@
-"""Serving (notebook 07): a real `transformers serve` with the nano model, queried with the course's client
-code (openai client completions + FIM, huggingface_hub InferenceClient chat, streaming), and the errors.
+"""Serving (notebook 07): a real `transformers serve` with the nano model (`serving.LocalServer`), queried with
+the course's client code (`clients`: openai client completions + FIM, huggingface_hub InferenceClient chat,
+streaming), and the errors.
 
 The server tests share one server (module fixture, ~5-10 s to start on 2 cores)."""
 
@@ -12,19 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from codellama_course import serving
-from codellama_course.serving import (
-    SPACE_DEFAULTS,
-    EndpointUnreachableError,
-    LocalServer,
-    ModelNotFoundError,
-    PortInUseError,
-    Sampling,
-    ServerStartError,
-)
+from codellama_course import clients, serving
+from codellama_course.clients import SPACE_DEFAULTS, EndpointUnreachableError, Sampling, ServingError
+from codellama_course.lessons import deployment
+from codellama_course.serving import LocalServer, ModelNotFoundError, PortInUseError, ServerStartError
 
 NANO_DIR = Path(serving.__file__).resolve().parent / "nano_model"
-needs_nano = pytest.mark.skipif(not (NANO_DIR / "config.json").is_file(), reason="nano model not built yet")
 GREEDY = Sampling(temperature=0, max_new_tokens=12, repetition_penalty=1.0)
 
 
@@ -59,6 +53,54 @@ def test_sampling_for_each_server():
 def test_sampling_rejects_bad_values(kw):
     with pytest.raises(ValueError):
         Sampling(**kw)
+
+
+# --------------------------------------------------------------------------------------------
+# the text forms of the FIM pieces, the end markers, the module boundary
+
+
+def test_space_fim_template_is_the_spaces_string():
+    # spaces/codellama/codellama-playground built exactly this string for infilling
+    assert clients.SPACE_FIM_TEMPLATE == "<PRE> {prefix} <SUF>{suffix} <MID>"
+    assert clients.SPACE_FIM_TEMPLATE.format(prefix="a", suffix="b") == "<PRE> a <SUF>b <MID>"
+
+
+@pytest.mark.parametrize("text, middle", [
+    ("return a + b▁<EOT>junk", "return a + b"),
+    ("x<EOT>y", "x"),
+    ("x</s>y▁<EOT>", "x"),
+    ("y▁<EOT>x</s>", "y"),
+    ("no marker", "no marker"),
+])
+def test_cut_at_end(text, middle):
+    assert clients.cut_at_end(text) == middle
+
+
+def test_clients_never_import_the_server():
+    from test_layout import GRAPH
+
+    seen, todo = set(), ["codellama_course.clients"]
+    while todo:
+        for nxt in GRAPH[todo.pop()] - seen:
+            seen.add(nxt)
+            todo.append(nxt)
+    assert "codellama_course.serving" not in seen and "codellama_course.playground" not in seen
+
+
+def test_server_errors_are_serving_errors():
+    for error in (PortInUseError, ServerStartError, ModelNotFoundError, EndpointUnreachableError):
+        assert issubclass(error, ServingError)
+
+
+def test_serve_is_deprecated_and_still_starts_a_server(monkeypatch):
+    import codellama_course as cc
+
+    monkeypatch.setattr(LocalServer, "start", lambda self: self)  # nothing is started
+    with pytest.warns(FutureWarning, match="codellama_course.serving import serve"):
+        serve = cc.serve
+    with pytest.warns(FutureWarning, match=r"LocalServer\(model, \.\.\.\)\.start\(\)"):
+        server = serve(NANO_DIR, port=1234)
+    assert isinstance(server, LocalServer) and server.port == 1234
 
 
 # --------------------------------------------------------------------------------------------
@@ -98,33 +140,33 @@ def test_hub_id_offline_and_not_cached(monkeypatch):
 def test_endpoint_unreachable():
     url = f"http://127.0.0.1:{serving.free_port()}"  # nothing listens there
     with pytest.raises(EndpointUnreachableError, match="Nothing answers"):
-        serving.check_endpoint(url, timeout=2)
+        clients.check_endpoint(url, timeout=2)
     with pytest.raises(EndpointUnreachableError, match="Could not connect"):
-        serving.api_complete(serving.openai_client(url, timeout=5), "def f():", model="m")
-    with serving.inference_client(url, timeout=5) as client, \
+        clients.api_complete(clients.openai_client(url, timeout=5), "def f():", model="m")
+    with clients.inference_client(url, timeout=5) as client, \
             pytest.raises(EndpointUnreachableError, match="Could not connect"):
-        serving.api_chat(client, [{"role": "user", "content": "hi"}], max_tokens=4)
+        clients.api_chat(client, [{"role": "user", "content": "hi"}], max_tokens=4)
 
 
 def test_inference_client_lifts_offline_mode_for_loopback_only(monkeypatch):
     import huggingface_hub.constants as hub_constants
 
     monkeypatch.setattr(hub_constants, "HF_HUB_OFFLINE", True)
-    with serving.inference_client("http://127.0.0.1:9"):
+    with clients.inference_client("http://127.0.0.1:9"):
         assert hub_constants.HF_HUB_OFFLINE is False
     assert hub_constants.HF_HUB_OFFLINE is True
-    with serving.inference_client("https://example.invalid"):
+    with clients.inference_client("https://example.invalid"):
         assert hub_constants.HF_HUB_OFFLINE is True
 
 
 def test_recipes_cover_the_real_world():
-    text = "\n".join(serving.RECIPES.values())
+    text = "\n".join(deployment.RECIPES.values())
     for needle in ("ghcr.io/huggingface/text-generation-inference", "/generate_stream", "/generate ",
                    "text_generation(", "--tensor-parallel-size", "bitsandbytes", "api_chat(", "api_infill("):
         assert needle in text, needle
-    assert "A10G" in serving.ENDPOINT_GPUS["7B"] and "A100" in serving.ENDPOINT_GPUS["13B"]
-    assert "2x A100" in serving.ENDPOINT_GPUS["34B"] and "bitsandbytes" in serving.ENDPOINT_GPUS["34B"]
-    assert "maintenance" in serving.PROJECT_STATUS["TGI"]
+    assert "A10G" in deployment.ENDPOINT_GPUS["7B"] and "A100" in deployment.ENDPOINT_GPUS["13B"]
+    assert "2x A100" in deployment.ENDPOINT_GPUS["34B"] and "bitsandbytes" in deployment.ENDPOINT_GPUS["34B"]
+    assert "maintenance" in deployment.PROJECT_STATUS["TGI"]
 
 
 def test_port_in_use_is_reported_before_starting(tmp_path):
@@ -157,27 +199,26 @@ def test_server_that_fails_to_start_shows_its_log(tmp_path):
 # FIM prompts for a text API
 
 
-@needs_nano
 def test_fim_prompt_text_uses_the_special_pieces():
     from transformers import AutoTokenizer
 
     from codellama_course.prompts import infill_ids
 
     tok = AutoTokenizer.from_pretrained(NANO_DIR)
-    fp = serving.fim_prompt(tok, "def add(a, b):\n    return<FILL_ME>\n")
+    fp = clients.fim_prompt(tok, "def add(a, b):\n    return<FILL_ME>\n")
     assert fp.text.startswith("▁<PRE>") and "▁<SUF>" in fp.text and fp.text.endswith("▁<MID>")
     assert fp.ids == infill_ids(tok, "def add(a, b):\n    return", "\n")
     assert fp.server_ids == list(tok(fp.text).input_ids)  # what a server that tokenizes the text sees
     assert fp.exact == (fp.ids == fp.server_ids)
     # the FIM special ids are there either way
     assert [i for i in fp.server_ids if i in fp.ids[1:2]] == fp.ids[1:2]
-    simple = serving.fim_prompt(tok, "def f(x):", " return x")
+    simple = clients.fim_prompt(tok, "def f(x):", " return x")
     assert simple.exact, simple.first_difference()
     # The Space's text template does not reach the special pieces with a tokenizer like nano's
-    space = tok(serving.SPACE_FIM_TEMPLATE.format(prefix="def f(x):", suffix=" return x")).input_ids
+    space = tok(clients.SPACE_FIM_TEMPLATE.format(prefix="def f(x):", suffix=" return x")).input_ids
     assert fp.ids[1] not in space
     with pytest.raises(ValueError, match="exactly one"):
-        serving.fim_prompt(tok, "a <FILL_ME> b <FILL_ME>")
+        clients.fim_prompt(tok, "a <FILL_ME> b <FILL_ME>")
 
 
 def test_fim_over_text_is_not_exact_with_code_llamas_real_vocabulary(tmp_path):
@@ -187,14 +228,14 @@ def test_fim_over_text_is_not_exact_with_code_llamas_real_vocabulary(tmp_path):
                                  make_folder, require)
 
     tok = load_tokenizer(make_folder(tmp_path / "cl7b", require(VOCAB_7B)))
-    fp = serving.fim_prompt(tok, GOLDEN_PREFIX, GOLDEN_SUFFIX)
+    fp = clients.fim_prompt(tok, GOLDEN_PREFIX, GOLDEN_SUFFIX)
     assert fp.ids == GOLDEN_INFILL  # what we meant to send: Meta's ids
     assert not fp.exact and fp.first_difference() == 18  # the indentation before '"""'
     assert tok.convert_ids_to_tokens(fp.ids[18:20]) == ["▁▁▁", '▁"""']
     assert tok.convert_ids_to_tokens(fp.server_ids[18:20]) == ["▁▁▁▁", '""']
-    assert serving.fim_prompt(tok, "    <FILL_ME>").exact  # no whitespace run next to a word: exact
+    assert clients.fim_prompt(tok, "    <FILL_ME>").exact  # no whitespace run next to a word: exact
     # the Space's text template reaches the special pieces on this tokenizer, but is not exact either
-    space = list(tok(serving.SPACE_FIM_TEMPLATE.format(prefix=GOLDEN_PREFIX, suffix=GOLDEN_SUFFIX)).input_ids)
+    space = list(tok(clients.SPACE_FIM_TEMPLATE.format(prefix=GOLDEN_PREFIX, suffix=GOLDEN_SUFFIX)).input_ids)
     assert space[1] == GOLDEN_INFILL[1] and space != GOLDEN_INFILL
 
 
@@ -204,8 +245,6 @@ def test_fim_over_text_is_not_exact_with_code_llamas_real_vocabulary(tmp_path):
 
 @pytest.fixture(scope="module")
 def server():
-    if not (NANO_DIR / "config.json").is_file():
-        pytest.skip("nano model not built yet")
     with LocalServer(None, startup_timeout=180) as srv:  # None = the course default: nano offline
         yield srv
     assert not srv.is_running
@@ -222,10 +261,10 @@ def test_server_is_healthy_and_lists_nano(server):
 
 @pytest.mark.slow
 def test_completion_streaming_matches_non_streaming(server):
-    client = serving.openai_client(server)
+    client = clients.openai_client(server)
     prompt = "def fibonacci(n):\n"
-    full = serving.api_complete(client, prompt, sampling=GREEDY)
-    pieces = list(serving.api_complete(client, prompt, sampling=GREEDY, stream=True))
+    full = clients.api_complete(client, prompt, sampling=GREEDY)
+    pieces = list(clients.api_complete(client, prompt, sampling=GREEDY, stream=True))
     raw = client.completions.create(model=server.model_id, prompt=prompt, **GREEDY.openai_kwargs())
     assert raw.choices[0].finish_reason in ("length", "stop")
     assert 1 <= raw.usage.completion_tokens <= GREEDY.max_new_tokens
@@ -236,8 +275,8 @@ def test_completion_streaming_matches_non_streaming(server):
 
 @pytest.mark.slow
 def test_sampling_parameters_reach_the_server(server):
-    client = serving.openai_client(server)
-    texts = {serving.api_complete(client, "import ", sampling=Sampling(temperature=1.0, top_p=1.0, max_new_tokens=8,
+    client = clients.openai_client(server)
+    texts = {clients.api_complete(client, "import ", sampling=Sampling(temperature=1.0, top_p=1.0, max_new_tokens=8,
                                                                        seed=s)) for s in range(4)}
     assert len(texts) > 1, "temperature 1.0 with different seeds should sample different texts"
     one = Sampling(max_new_tokens=3, temperature=0)
@@ -250,10 +289,10 @@ def test_infill_through_the_completions_api(server):
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(server.model_id)
-    middle = serving.api_infill(serving.openai_client(server), tok, "def add(a, b):\n    return <FILL_ME>\n",
+    middle = clients.api_infill(clients.openai_client(server), tok, "def add(a, b):\n    return <FILL_ME>\n",
                                 sampling=GREEDY)
     assert isinstance(middle, str) and "<EOT>" not in middle and "<FILL_ME>" not in middle
-    streamed = "".join(serving.api_infill(serving.openai_client(server), tok, "def add(a, b):\n    return <FILL_ME>\n",
+    streamed = "".join(clients.api_infill(clients.openai_client(server), tok, "def add(a, b):\n    return <FILL_ME>\n",
                                           sampling=GREEDY, stream=True))
     assert streamed == middle
 
@@ -261,9 +300,9 @@ def test_infill_through_the_completions_api(server):
 @pytest.mark.slow
 def test_chat_completion_with_inference_client(server):
     messages = [{"role": "user", "content": "Write a function that adds two numbers."}]
-    with serving.inference_client(server) as client:
-        reply = serving.api_chat(client, messages, model=server.model_id, max_tokens=10, temperature=0)
-        pieces = list(serving.api_chat(client, messages, model=server.model_id, max_tokens=10, temperature=0,
+    with clients.inference_client(server) as client:
+        reply = clients.api_chat(client, messages, model=server.model_id, max_tokens=10, temperature=0)
+        pieces = list(clients.api_chat(client, messages, model=server.model_id, max_tokens=10, temperature=0,
                                        stream=True))
     assert isinstance(reply, str) and reply
     assert len(pieces) >= 2 and "".join(pieces) == reply
@@ -271,7 +310,7 @@ def test_chat_completion_with_inference_client(server):
 
 @pytest.mark.slow
 def test_chat_completion_with_openai_client(server):
-    client = serving.openai_client(server)
+    client = clients.openai_client(server)
     out = client.chat.completions.create(model=server.model_id, max_tokens=6,
                                          messages=[{"role": "user", "content": "hello"}])
     assert out.choices[0].message.role == "assistant" and out.usage.completion_tokens <= 6
@@ -281,7 +320,7 @@ def test_chat_completion_with_openai_client(server):
 def test_tgi_text_generation_is_not_served_here(server):
     from huggingface_hub.errors import HfHubHTTPError
 
-    with serving.inference_client(server) as client, pytest.raises(HfHubHTTPError, match="404"):
+    with clients.inference_client(server) as client, pytest.raises(HfHubHTTPError, match="404"):
         client.text_generation("def f():", max_new_tokens=4)
 
 
@@ -313,7 +352,7 @@ def test_stop_frees_the_port_and_then_the_endpoint_is_unreachable(server):
     server.stop()  # idempotent
     assert not server.is_running and not serving.port_in_use(port)
     with pytest.raises(EndpointUnreachableError):
-        serving.check_endpoint(url, timeout=2)
+        clients.check_endpoint(url, timeout=2)
 
 
 def test_chat_template_of_a_cached_hub_repo(monkeypatch, tmp_path):
@@ -336,3 +375,16 @@ def test_chat_template_of_a_cached_hub_repo(monkeypatch, tmp_path):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     assert LocalServer("codellama/CodeLlama-7b-hf").chat_template == HUB_CHAT_TEMPLATE
     assert LocalServer("codellama/CodeLlama-7b-Instruct-hf").chat_template is None
+
+
+def test_names_that_moved_out_of_serving_still_work_for_one_release():
+    from codellama_course import playground
+
+    with pytest.warns(FutureWarning, match="from codellama_course.clients import api_complete"):
+        assert serving.api_complete is clients.api_complete
+    with pytest.raises(AttributeError, match="from codellama_course.lessons import RECIPES"):
+        serving.RECIPES  # noqa: B018
+    with pytest.raises(AttributeError, match="no attribute 'nothing'"):
+        serving.nothing  # noqa: B018
+    with pytest.warns(FutureWarning, match="InProcessBackend"):
+        assert playground.LocalBackend is playground.InProcessBackend

@@ -11,6 +11,10 @@ from typing import Any
 
 # public name -> module in this package that defines it (each area adds its own lines)
 _EXPORTS: dict[str, str] = {
+    # serving (notebook 07 §4)
+    "ENDPOINT_GPUS": "deployment",
+    "PROJECT_STATUS": "deployment",
+    "RECIPES": "deployment",
 }
 
 __all__ = sorted(_EXPORTS)
