@@ -11,6 +11,13 @@ from typing import Any
 
 # public name -> module in this package that defines it (each area adds its own lines)
 _EXPORTS: dict[str, str] = {
+    # tokens and the blog
+    "inspect_tokenizer": "tokens",
+    "compare_ids": "tokens",
+    "compare_infill": "tokens",
+    "compare_chat": "tokens",
+    "blog_output": "blog",
+    "blog_examples": "blog",
 }
 
 __all__ = sorted(_EXPORTS)
