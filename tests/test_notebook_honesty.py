@@ -93,7 +93,7 @@ def test_notebooks_show_the_blog_output_beside_nanos(notebook, example):
     from codellama_course.lessons.blog import blog_output
 
     nb = json.loads((ROOT / "notebooks" / notebook).read_text(encoding="utf-8"))
-    cells = [c for c in nb["cells"] if c["cell_type"] == "code" and f'cc.blog_output("{example}")' in "".join(c["source"])]
+    cells = [c for c in nb["cells"] if c["cell_type"] == "code" and f'print(blog_output("{example}"))' in "".join(c["source"])]
     assert len(cells) == 1, f"{notebook} should show the blog's {example} output once"
     stored = "".join("".join(o.get("text", "")) for o in cells[0]["outputs"])
     assert stored == str(blog_output(example)) + "\n"  # stored as the data file says (nbval re-checks it)

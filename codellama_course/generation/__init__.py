@@ -40,7 +40,7 @@ from .batched import Raw, TopP, check_knobs, end_ids_for, run
 from .decoding import codec_for
 from .results import EOS, EOT, STOP, ChatReply, Completion, Infill
 from .stopping import PYTHON_STOPS, StopOnSequences, resolve_stops
-from .streaming import GenerationStream, stream
+from .streaming import GenerationStream, start_stream
 
 __all__ = [
     "complete",
@@ -119,7 +119,7 @@ def complete(model: Any, tokenizer: Any, prompt: str | Sequence[str], *, max_new
     if stream:
         if not single or num_samples != 1:
             raise ValueError("stream=True works with one prompt and num_samples=1")
-        return stream(model, tokenizer, ids[0], codec=codec, max_new_tokens=max_new_tokens,
+        return start_stream(model, tokenizer, ids[0], codec=codec, max_new_tokens=max_new_tokens,
                        temperature=temperature, top_p=top_p, stops=stops, end_ids=ends, seed=seed,
                        extra=generate_kwargs, make_result=lambda raw: make(0, raw))
     raw = run(model, tokenizer, ids, codec=codec, max_new_tokens=max_new_tokens, temperature=temperature,
@@ -184,7 +184,7 @@ def infill(model: Any, tokenizer: Any, prefix: str | Sequence[str], suffix: str 
     if stream:
         if not single or num_samples != 1:
             raise ValueError("stream=True works with one prompt and num_samples=1")
-        return stream(model, tokenizer, ids[0], codec=codec, max_new_tokens=max_new_tokens,
+        return start_stream(model, tokenizer, ids[0], codec=codec, max_new_tokens=max_new_tokens,
                        temperature=temperature, top_p=top_p, stops=stops, end_ids=ends, seed=seed,
                        extra=generate_kwargs, make_result=lambda raw: make(0, raw))
     raw = run(model, tokenizer, ids, codec=codec, max_new_tokens=max_new_tokens, temperature=temperature,
@@ -222,7 +222,7 @@ def chat(model: Any, tokenizer: Any, messages: Sequence[Mapping[str, str]], *, s
                          history + [{"role": "assistant", "content": text}], style, ids, raw.stop_sequence)
 
     if stream:
-        return stream(model, tokenizer, ids, codec=codec, max_new_tokens=max_new_tokens, temperature=temperature,
+        return start_stream(model, tokenizer, ids, codec=codec, max_new_tokens=max_new_tokens, temperature=temperature,
                        top_p=top_p, stops=stops, end_ids=ends, seed=seed, extra=generate_kwargs,
                        make_result=make, lstrip=True)
     raw = run(model, tokenizer, [ids], codec=codec, max_new_tokens=max_new_tokens, temperature=temperature,

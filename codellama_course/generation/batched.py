@@ -119,7 +119,7 @@ class TopP(_logits_processor_base()):  # type: ignore[misc]
 
 
 def generate_kwargs(max_new_tokens: int, temperature: float, top_p: float, num_samples: int,
-                     end_ids: Sequence[int], pad_id: int, extra: Mapping[str, Any]) -> dict[str, Any]:
+                    end_ids: Sequence[int], pad_id: int, extra: Mapping[str, Any]) -> dict[str, Any]:
     from transformers import LogitsProcessorList
 
     kw: dict[str, Any] = dict(max_new_tokens=max_new_tokens, eos_token_id=list(end_ids), pad_token_id=pad_id)
@@ -151,7 +151,7 @@ def seeded_rng(model: Any, seed: int | None):
 
     @contextlib.contextmanager
     def seeded():
-        with torch.random.forkseeded_rng(devices=devices):
+        with torch.random.fork_rng(devices=devices):
             torch.manual_seed(seed)
             yield
 
@@ -194,7 +194,7 @@ def shared_prefill(model: Any, input_ids: Any, attention_mask: Any, n: int):
 
 
 def finish_row(gen: list[int], codec: Codec, end_ids: set[int], stops: Sequence[str],
-                stopped_len: int | None, max_new_tokens: int) -> Raw:
+               stopped_len: int | None, max_new_tokens: int) -> Raw:
     """Turn one generated row (padding included) into ids, text and a finish reason."""
     cut = next((k for k, i in enumerate(gen) if i in end_ids), None)
     if cut is not None:
@@ -213,8 +213,8 @@ def finish_row(gen: list[int], codec: Codec, end_ids: set[int], stops: Sequence[
 
 
 def run(model: Any, tokenizer: Any, prompt_ids: Sequence[Sequence[int]], *, codec: Codec,
-         max_new_tokens: int, temperature: float, top_p: float, num_samples: int, stops: Sequence[str],
-         end_ids: Sequence[int], seed: int | None, extra: Mapping[str, Any]) -> list[list[Raw]]:
+        max_new_tokens: int, temperature: float, top_p: float, num_samples: int, stops: Sequence[str],
+        end_ids: Sequence[int], seed: int | None, extra: Mapping[str, Any]) -> list[list[Raw]]:
     """Generate ``num_samples`` continuations of every prompt in one ``generate`` call."""
     from transformers import StoppingCriteriaList
 
@@ -246,6 +246,6 @@ def run(model: Any, tokenizer: Any, prompt_ids: Sequence[Sequence[int]], *, code
             r = p * num_samples + s
             stopped = None if stopper is None else stopper.stopped_at.get(r)
             samples.append(finish_row(rows[r], codec, ends, stops,
-                                       None if stopped is None else stopped - width, max_new_tokens))
+                                      None if stopped is None else stopped - width, max_new_tokens))
         results.append(samples)
     return results

@@ -133,10 +133,10 @@ class GenerationStream:
         return f"GenerationStream(text so far={short(self.text)})"
 
 
-def stream(model: Any, tokenizer: Any, prompt_ids: Sequence[int], *, codec: Codec, max_new_tokens: int,
-            temperature: float, top_p: float, stops: Sequence[str], end_ids: Sequence[int], seed: int | None,
-            extra: Mapping[str, Any], make_result: Callable[[Raw], Any], lstrip: bool = False,
-            timeout: float | None = None) -> GenerationStream:
+def start_stream(model: Any, tokenizer: Any, prompt_ids: Sequence[int], *, codec: Codec, max_new_tokens: int,
+                 temperature: float, top_p: float, stops: Sequence[str], end_ids: Sequence[int], seed: int | None,
+                 extra: Mapping[str, Any], make_result: Callable[[Raw], Any], lstrip: bool = False,
+                 timeout: float | None = None) -> GenerationStream:
     """Start generating one sample in a background thread; return the stream of its text."""
     from transformers import StoppingCriteriaList
 
@@ -167,7 +167,7 @@ def stream(model: Any, tokenizer: Any, prompt_ids: Sequence[int], *, codec: Code
         row = box["out"][0, width:].tolist()
         stopped = None if stopper is None else stopper.stopped_at.get(0)
         raw = finish_row(row, codec, set(end_ids), stops, None if stopped is None else stopped - width,
-                          max_new_tokens)
+                         max_new_tokens)
         return make_result(raw)
 
     thread = threading.Thread(target=target, daemon=True, name="codellama-course-generate")
