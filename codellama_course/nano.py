@@ -38,7 +38,10 @@ NANO_DIR = Path(__file__).resolve().parent / "nano_model"
 
 @dataclass
 class NanoConfig:
-    """Architecture and training budget. Linear sizes suit bitsandbytes' CPU 4-bit kernel."""
+    """Architecture and training budget. Linear sizes suit bitsandbytes' CPU 4-bit kernel.
+
+    Taught in: notebook 08 §5.
+    """
 
     vocab_size: int = 4096
     hidden_size: int = 256
@@ -79,7 +82,10 @@ class NanoConfig:
 
 
 def llama_config(cfg: NanoConfig, *, bos_token_id: int = 1, eos_token_id: int = 2):
-    """A transformers ``LlamaConfig`` with Code Llama's conventions."""
+    """A transformers ``LlamaConfig`` with Code Llama's conventions.
+
+    Taught in: notebook 08 §5.
+    """
     from transformers import LlamaConfig
 
     cfg.check_bitsandbytes_shapes()
@@ -112,6 +118,8 @@ def learning_rate(cfg: NanoConfig, step: int, progress: float | None = None) -> 
 
     ``progress`` (0 → 1) overrides the step-based position in the decay, for a run whose
     length is set in seconds rather than steps.
+
+    Taught in: notebook 08 §5.
     """
     if step < cfg.warmup_steps:
         return cfg.learning_rate * (step + 1) / cfg.warmup_steps
@@ -123,7 +131,10 @@ def learning_rate(cfg: NanoConfig, step: int, progress: float | None = None) -> 
 
 @dataclass
 class TrainingLog:
-    """Loss per step (and held-out loss where evaluated), written as CSV."""
+    """Loss per step (and held-out loss where evaluated), written as CSV.
+
+    Taught in: notebook 08 §5.
+    """
 
     rows: list[dict] = field(default_factory=list)
 
@@ -139,7 +150,10 @@ class TrainingLog:
 
 
 def evaluate_loss(model, codec: MetaTokenizer, files: Sequence[str], *, context: int, documents: int = 64, seed: int = 1234) -> dict[str, float]:
-    """Held-out loss in nats/token: plain next-token, and on FIM middles (incl. ``▁<EOT>``)."""
+    """Held-out loss in nats/token: plain next-token, and on FIM middles (incl. ``▁<EOT>``).
+
+    Taught in: notebook 08 §6.
+    """
     import torch
 
     rng = random.Random(seed)
@@ -187,6 +201,8 @@ def train(
     inspected or exported while it trains. With ``max_seconds`` the run ends after that long
     (or ``max_steps``, whichever comes first) and the learning rate decays over the time
     budget, so a run on shared cores still ends fully annealed.
+
+    Taught in: notebook 08 §5.
     """
     import torch
     from tqdm.auto import tqdm
@@ -254,7 +270,10 @@ def _next_token_loss(model, batch, *, bf16: bool = False):
 
 
 def save_model(model, tokenizer_dir: Path, out_dir: Path, *, meta: dict | None = None) -> None:
-    """Save weights (safetensors), config, a generation config that also stops at ``▁<EOT>``, and tokenizer."""
+    """Save weights (safetensors), config, a generation config that also stops at ``▁<EOT>``, and tokenizer.
+
+    Taught in: notebook 08 §5.
+    """
     import shutil
 
     from transformers import GenerationConfig

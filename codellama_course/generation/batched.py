@@ -87,6 +87,8 @@ class TopP(_logits_processor_base()):  # type: ignore[misc]
     nucleus of a trained model almost always lies within its few hundred most likely tokens, so this
     looks at those first (``topk``) and sorts everything only for a step where they do not add up to
     ``top_p``. Sampling itself stays transformers' (softmax + multinomial over the filtered logits).
+
+    Taught in: notebook 02 §3.
     """
 
     def __init__(self, top_p: float, k: int = 256):

@@ -12,7 +12,10 @@ PYTHON_STOPS: tuple[str, ...] = ("\nclass", "\ndef", "\n#", "\nif", "\nprint")
 
 
 def resolve_stops(stop: None | str | Sequence[str]) -> list[str]:
-    """``None`` -> ``[]``; ``"python"`` -> :data:`PYTHON_STOPS`; a string -> ``[it]``; a list -> itself."""
+    """``None`` -> ``[]``; ``"python"`` -> :data:`PYTHON_STOPS`; a string -> ``[it]``; a list -> itself.
+
+    Taught in: notebook 02 §4.
+    """
     if stop is None:
         return []
     if isinstance(stop, str):
@@ -47,6 +50,8 @@ class StopOnSequences(_stopping_criteria_base()):  # type: ignore[misc]
     Only the last few tokens are decoded at each step (enough to cover the longest stop), so the
     cost does not grow with the length of the output. ``stopped_at[row]`` records the sequence
     length at which a row was stopped.
+
+    Taught in: notebook 02 §4.
     """
 
     def __init__(self, decode: Callable[[Sequence[int]], str], stops: Sequence[str], prompt_length: int,
