@@ -29,7 +29,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from codellama_course import nano  # noqa: E402
+from codellama_course import nano, nano_data  # noqa: E402
 from codellama_course.generation import complete  # noqa: E402
 
 GOAL_OVERHEAD = 0.05
@@ -54,8 +54,8 @@ def load_model(folder: str | None):
 
     tmp = Path(tempfile.mkdtemp()) / "tok"
     texts = [Path(m.__file__).read_text(encoding="utf-8") for m in (textwrap, argparse, statistics)]
-    sp = nano.train_tokenizer(texts, tmp, vocab_size=1000)
-    nano.save_hf_tokenizer(sp, tmp, model_max_length=2048)
+    sp = nano_data.train_tokenizer(texts, tmp, vocab_size=1000)
+    nano_data.save_hf_tokenizer(sp, tmp, model_max_length=2048)
     tok = AutoTokenizer.from_pretrained(str(tmp))
     cfg = nano.NanoConfig()
     import sentencepiece as spm

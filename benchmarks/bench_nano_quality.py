@@ -25,10 +25,11 @@ from pathlib import Path
 
 import torch
 
-from codellama_course import nano
+from codellama_course import nano, nano_data
+from codellama_course.generation import PYTHON_STOPS
+from codellama_course.tokenizer import MetaTokenizer
 
 ROOT = Path(__file__).resolve().parents[1]
-HUMANEVAL_STOP = ["\nclass", "\ndef", "\n#", "\nif", "\nprint"]
 GOALS = {"humaneval_parse_rate": 0.30, "infill_eot_rate": 0.50}
 
 
@@ -49,10 +50,10 @@ def humaneval_parse_rate(model, tokenizer, *, batch_size: int, max_new_tokens: i
     for start in range(0, len(problems), batch_size):
         batch = problems[start : start + batch_size]
         enc = tokenizer([p["prompt"] for p in batch], return_tensors="pt", padding=True)
-        out = model.generate(**enc, do_sample=False, max_new_tokens=max_new_tokens, stop_strings=HUMANEVAL_STOP,
+        out = model.generate(**enc, do_sample=False, max_new_tokens=max_new_tokens, stop_strings=list(PYTHON_STOPS),
                              tokenizer=tokenizer, pad_token_id=tokenizer.eos_token_id)
         for problem, prompt_ids, ids in zip(batch, enc["input_ids"], out[:, enc["input_ids"].shape[1]:]):
-            completion = truncate(decode_continuation(tokenizer, prompt_ids, ids), HUMANEVAL_STOP)
+            completion = truncate(decode_continuation(tokenizer, prompt_ids, ids), PYTHON_STOPS)
             parsed += parses_with_body(problem["prompt"] + completion, problem["entry_point"])
             samples.append(completion)
     return {"humaneval_prompts": len(problems), "humaneval_parsed": parsed,
@@ -105,11 +106,11 @@ def held_out_lines(files: list[str], n: int, seed: int = 0) -> list[tuple[str, s
     return cases
 
 
-def infill_rates(model, codec: nano.SentencePieceCodec, cases, *, max_new_tokens: int = 48, batch_size: int = 16) -> dict:
+def infill_rates(model, codec: MetaTokenizer, cases, *, max_new_tokens: int = 48, batch_size: int = 16) -> dict:
     stopped = exact = 0
     for start in range(0, len(cases), batch_size):
         batch = cases[start : start + batch_size]
-        prompts = [[codec.bos_id, codec.prefix_id, *codec.encode(p), codec.suffix_id, *codec.encode_no_space(s), codec.middle_id]
+        prompts = [[codec.bos_id, codec.prefix_id, *codec.encode(p), codec.suffix_id, *codec.encode_infilling(s), codec.middle_id]
                    for p, _, s in batch]
         width = max(map(len, prompts))
         ids = torch.tensor([[codec.eos_id] * (width - len(p)) + p for p in prompts])
@@ -119,7 +120,7 @@ def infill_rates(model, codec: nano.SentencePieceCodec, cases, *, max_new_tokens
         for (_, middle, _), new in zip(batch, out[:, width:].tolist()):
             if codec.eot_id in new:
                 stopped += 1
-                exact += new[: new.index(codec.eot_id)] == codec.encode_no_space(middle)
+                exact += new[: new.index(codec.eot_id)] == codec.encode_infilling(middle)
     return {"infill_cases": len(cases), "infill_stopped_at_eot": stopped, "infill_eot_rate": round(stopped / len(cases), 4),
             "infill_exact_match_rate": round(exact / len(cases), 4)}
 
@@ -147,9 +148,9 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     model = AutoModelForCausalLM.from_pretrained(args.model, dtype=torch.float32).eval()
     tokenizer = AutoTokenizer.from_pretrained(args.model)
-    codec = nano.SentencePieceCodec(args.model / "tokenizer.model")
+    codec = MetaTokenizer.from_file(args.model / "tokenizer.model")
     corpus_cache = args.work / "corpus.pkl"
-    corpus = pickle.loads(corpus_cache.read_bytes()) if corpus_cache.exists() else nano.collect_corpus()
+    corpus = pickle.loads(corpus_cache.read_bytes()) if corpus_cache.exists() else nano_data.collect_corpus()
 
     results: dict = {"model": str(args.model), "date": time.strftime("%Y-%m-%d"), "threads": args.threads}
     with torch.no_grad():

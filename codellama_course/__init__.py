@@ -34,15 +34,8 @@ _EXPORTS: dict[str, str] = {
     "infill_ids": "prompts",
     "chat_prompt": "prompts",
     "chat_ids": "prompts",
-    "fill_me": "prompts",
     "decode_infill": "prompts",
-    "infill_stop_ids": "prompts",
-    "chat_style": "prompts",
     "chat_stop_ids": "prompts",
-    "inspect_tokenizer": "prompts",
-    "compare_ids": "prompts",
-    "compare_infill": "prompts",
-    "compare_chat": "prompts",
     # generation (notebooks 02-04)
     "complete": "generation",
     "infill": "generation",
@@ -57,8 +50,6 @@ _EXPORTS: dict[str, str] = {
     "roofline_table": "quantization",
     # evaluation (notebook 06)
     "pass_at_k": "evaluation",
-    # what the real model wrote for the 2023 blog post's examples (notebooks 02-04)
-    "blog_output": "blog",
     # the nano model (notebook 08)
     "NANO_DIR": "nano",
 }
@@ -68,6 +59,15 @@ _EXPORTS: dict[str, str] = {
 _MOVED: dict[str, str] = {
     # serving (notebook 07): serve() itself is deprecated too; use LocalServer(model).start()
     "serve": "codellama_course.serving:serve",
+    # tokens and the blog: prompt plumbing stays in its submodule, the lesson tools moved to lessons
+    "fill_me": "codellama_course.prompts:fill_me",
+    "infill_stop_ids": "codellama_course.prompts:infill_stop_ids",
+    "chat_style": "codellama_course.prompts:chat_style",
+    "inspect_tokenizer": "codellama_course.lessons:inspect_tokenizer",
+    "compare_ids": "codellama_course.lessons:compare_ids",
+    "compare_infill": "codellama_course.lessons:compare_infill",
+    "compare_chat": "codellama_course.lessons:compare_chat",
+    "blog_output": "codellama_course.lessons:blog_output",
 }
 REMOVED_IN = "0.3.0"
 

@@ -32,6 +32,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT))
 
 from _meta_reference import (  # noqa: E402  (tests/ is the home of the reference re-implementation)
     GOLDEN_CHAT_MESSAGES,
@@ -42,11 +43,12 @@ from _meta_reference import (  # noqa: E402  (tests/ is the home of the referenc
     random_dialogs,
     random_splits,
 )
+from codellama_course.tokenizer import FIM_PIECES, SENTINEL, STEP_PIECE  # noqa: E402
 
 OUT = ROOT / "tests" / "data" / "golden_tokens.json"
 VOCABULARIES = {"7b": "codellama-7b-13b.model", "70b": "codellama-70b-instruct.model",
                 "34b": "codellama-34b-python.model"}
-SPECIAL_PIECES = ("▁<PRE>", "▁<SUF>", "▁<MID>", "▁<EOT>", "<step>", "☺")
+SPECIAL_PIECES = (*FIM_PIECES, STEP_PIECE, SENTINEL)  # the pieces the package looks up
 N_FIM, N_CHAT = 200, 100
 SEEDS = {"fim": 20240101, "llama2": 7, "70b": 70}
 
@@ -70,7 +72,7 @@ class _Recorder:
 def _reference(reference_dir: Path, key: str) -> tuple[MetaReference, _Recorder]:
     ref = MetaReference(reference_dir / VOCABULARIES[key])
     ref.sp = recorder = _Recorder(ref.sp)
-    recorder.encode("☺")  # the package strips encode("☺") where Meta slices [2:]: the same two ids
+    recorder.encode(SENTINEL)  # the package strips encode("☺") where Meta slices [2:]: the same two ids
     return ref, recorder
 
 
@@ -92,7 +94,7 @@ def build(reference_dir: Path) -> dict:
         middle = ref7.text_no_space(suffix)
         fim.append({"prefix": prefix, "suffix": suffix, "psm": ref7.infill(prefix, suffix),
                     "spm": ref7.infill(prefix, suffix, suffix_first=True),
-                    "decoded": ref7.sp.sp.decode([ref7.sp.piece_to_id("☺")] + middle)})
+                    "decoded": ref7.sp.sp.decode([ref7.sp.piece_to_id(SENTINEL)] + middle)})
     llama2 = [{"messages": m, "ids": ref7.chat_llama2(m)}
               for m in [GOLDEN_CHAT_MESSAGES] + random_dialogs(N_CHAT, seed=SEEDS["llama2"])]
     seventy = [{"messages": m, "ids": ref70.chat_70b(m)}

@@ -30,7 +30,8 @@ import shutil
 import time
 from pathlib import Path
 
-from codellama_course import nano
+from codellama_course import nano, nano_data
+from codellama_course.tokenizer import MetaTokenizer
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -68,7 +69,7 @@ def main() -> None:
     if corpus_cache.exists():
         corpus = pickle.loads(corpus_cache.read_bytes())
     else:
-        corpus = nano.collect_corpus()
+        corpus = nano_data.collect_corpus()
         corpus_cache.write_bytes(pickle.dumps(corpus))
     print(f"corpus: {len(corpus.train)} training files ({corpus.characters / 1e6:.1f} M chars), "
           f"{len(corpus.validation)} held-out files, {len(corpus.sources)} sources", flush=True)
@@ -91,14 +92,14 @@ def main() -> None:
                                                    "num_attention_heads", "context", "rope_theta")})
     else:
         tokenizer_dir = args.work / "tokenizer"
-        sp_model = nano.train_tokenizer(corpus.train, tokenizer_dir, seed=args.seed)
-        nano.save_hf_tokenizer(sp_model, tokenizer_dir, model_max_length=cfg.context * 4)
+        sp_model = nano_data.train_tokenizer(corpus.train, tokenizer_dir, seed=args.seed)
+        nano_data.save_hf_tokenizer(sp_model, tokenizer_dir, model_max_length=cfg.context * 4)
         earlier_log = []
     if args.short_spans:
         cfg = dataclasses.replace(cfg, span_lines=(1, 80), log_uniform_spans=True)
     cfg = dataclasses.replace(cfg, short_middle_rate=args.short_middles, line_middle_rate=args.line_middles,
                               single_line_share=args.single_lines)
-    codec = nano.SentencePieceCodec(tokenizer_dir / "tokenizer.model")
+    codec = MetaTokenizer.from_file(tokenizer_dir / "tokenizer.model")
     offset = {key: float(earlier_log[-1][key]) if earlier_log else 0.0 for key in ("step", "tokens", "seconds")}
     phase = int(earlier_log[-1].get("phase") or 1) + 1 if earlier_log else 1
 

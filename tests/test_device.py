@@ -107,8 +107,9 @@ def test_nano_evaluate_loss_feeds_the_model_on_its_device():
     from transformers import LlamaForCausalLM
 
     from codellama_course import nano
+    from codellama_course.tokenizer import MetaTokenizer
 
-    codec = nano.SentencePieceCodec(nano.NANO_DIR / "tokenizer.model")
+    codec = MetaTokenizer.from_file(nano.NANO_DIR / "tokenizer.model")
     with torch.device("meta"):
         model = LlamaForCausalLM(nano.llama_config(nano.NanoConfig(hidden_size=64, intermediate_size=128,
                                                                         num_hidden_layers=1, num_attention_heads=2,

@@ -18,6 +18,8 @@ import pytest
 import torch
 
 from codellama_course import generation, prompts
+from codellama_course.generation.batched import run
+from codellama_course.generation.decoding import codec_for
 from codellama_course.generation import (
     PYTHON_STOPS,
     Chat,
@@ -42,17 +44,17 @@ def _train_tokenizer(folder: Path, *, step: bool = False):
     from sentencepiece import sentencepiece_model_pb2 as model_pb2
     from transformers import AutoTokenizer
 
-    from codellama_course import nano
+    from codellama_course import nano_data
 
     texts = [Path(m.__file__).read_text(encoding="utf-8") for m in (textwrap, string, random)]
-    model_file = nano.train_tokenizer(texts, folder, vocab_size=600)
+    model_file = nano_data.train_tokenizer(texts, folder, vocab_size=600)
     if step:
         proto = model_pb2.ModelProto()
         proto.ParseFromString(model_file.read_bytes())
         piece = proto.pieces.add()
         piece.piece, piece.score, piece.type = "<step>", -1e9, model_pb2.ModelProto.SentencePiece.USER_DEFINED
         model_file.write_bytes(proto.SerializeToString())
-    nano.save_hf_tokenizer(model_file, folder, model_max_length=1024)
+    nano_data.save_hf_tokenizer(model_file, folder, model_max_length=1024)
     return AutoTokenizer.from_pretrained(str(folder))
 
 
@@ -247,8 +249,8 @@ def test_python_stops_cut_exactly_and_stop_generation(tok):
     assert c.text == BODY.rstrip("\n")  # cut right before "\ndef"
     assert c.finish_reason == "stop" and c.stop_sequence == "\ndef"
     # generation itself stopped at the token that completed "\ndef", not at max_new_tokens
-    decoded = generation._codec(tok).decode(c.token_ids)
-    assert "\ndef" in decoded and "\ndef" not in generation._codec(tok).decode(c.token_ids[:-1])
+    decoded = codec_for(tok).decode(c.token_ids)
+    assert "\ndef" in decoded and "\ndef" not in codec_for(tok).decode(c.token_ids[:-1])
     assert len(c.token_ids) < len(script)
 
 
@@ -516,10 +518,10 @@ def test_sampling_uses_top_p_and_no_top_k(model, tok, monkeypatch):
 
 def test_shared_prefill_changes_nothing(model, tok):
     """n samples share one prompt pass (KV cache copied n times): same tokens as without it."""
-    codec = generation._codec(tok)
+    codec = codec_for(tok)
     rows = [codec.encode_prompt(p) for p in ("def f(x):\n    return", "import os\n")]  # left padding too
     common = dict(codec=codec, max_new_tokens=10, temperature=0.0, top_p=1.0, stops=[], end_ids=[2], seed=None)
-    shared = generation._run(model, tok, rows, num_samples=3, extra={}, **common)
-    plain = generation._run(model, tok, rows, num_samples=1, extra={}, **common)
+    shared = run(model, tok, rows, num_samples=3, extra={}, **common)
+    plain = run(model, tok, rows, num_samples=1, extra={}, **common)
     for samples, (one,) in zip(shared, plain):
         assert [s.token_ids for s in samples] == [one.token_ids] * 3

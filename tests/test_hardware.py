@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from codellama_course import hardware, loading, nano
+from codellama_course.tokenizer import MetaTokenizer
 
 GIB = 2**30
 
@@ -67,7 +68,7 @@ def test_train_passes_the_decision_to_the_loss(monkeypatch, native):
 
     monkeypatch.setattr(hardware, "cpu_has_native_bf16", lambda: native)
     monkeypatch.setattr(nano, "_next_token_loss", spy)
-    codec = nano.SentencePieceCodec(nano.NANO_DIR / "tokenizer.model")
+    codec = MetaTokenizer.from_file(nano.NANO_DIR / "tokenizer.model")
     cfg = nano.NanoConfig(hidden_size=64, intermediate_size=128, num_hidden_layers=1, num_attention_heads=2,
                           context=16, batch_size=1, max_steps=2, warmup_steps=1,
                           vocab_size=codec.sp.get_piece_size())

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from codellama_course import nano
+from codellama_course import nano, nano_data
+from codellama_course.tokenizer import FIM_PIECES, MetaTokenizer
 
 SNIPPET = textwrap.dedent(
     '''\
@@ -28,8 +29,8 @@ SNIPPET = textwrap.dedent(
 
 
 @pytest.fixture(scope="module")
-def codec() -> nano.SentencePieceCodec:
-    return nano.SentencePieceCodec(nano.NANO_DIR / "tokenizer.model")
+def codec() -> MetaTokenizer:
+    return MetaTokenizer.from_file(nano.NANO_DIR / "tokenizer.model")
 
 
 # --- tokenizer -------------------------------------------------------------------------------
@@ -41,7 +42,7 @@ def test_tokenizer_has_code_llama_special_ids(codec):
     assert [sp.id_to_piece(i) for i in range(3)] == ["<unk>", "<s>", "</s>"]
     # the four FIM pieces close the vocabulary, in Code Llama's order (PRE, SUF, MID, EOT)
     size = sp.get_piece_size()
-    assert [sp.id_to_piece(i) for i in range(size - 4, size)] == list(nano.FIM_PIECES)
+    assert [sp.id_to_piece(i) for i in range(size - 4, size)] == list(FIM_PIECES)
     assert (codec.prefix_id, codec.suffix_id, codec.middle_id, codec.eot_id) == tuple(range(size - 4, size))
 
 
@@ -60,21 +61,21 @@ def test_transformers_loads_it_as_code_llama_tokenizer():
 
     tok = AutoTokenizer.from_pretrained(nano.NANO_DIR)
     assert type(tok).__name__ == "CodeLlamaTokenizer"
-    assert tok.convert_tokens_to_ids(list(nano.FIM_PIECES)) == [tok.prefix_id, tok.suffix_id, tok.middle_id, tok.eot_id]
-    codec = nano.SentencePieceCodec(nano.NANO_DIR / "tokenizer.model")
+    assert tok.convert_tokens_to_ids(list(FIM_PIECES)) == [tok.prefix_id, tok.suffix_id, tok.middle_id, tok.eot_id]
+    codec = MetaTokenizer.from_file(nano.NANO_DIR / "tokenizer.model")
     assert tok("def f(x):\n    return x")["input_ids"] == [1, *codec.encode("def f(x):\n    return x")]
     enc = tok("def f(x):\n    <FILL_ME>\n    return y")["input_ids"]
     assert tok.prefix_id in enc and tok.suffix_id in enc and tok.middle_id in enc
 
 
-def test_encode_no_space_is_metas_encode_infilling(codec):
+def test_encode_infilling_is_metas_encode_infilling(codec):
     for text in ["\n    return result\n", "x = 1", " leading space", ""]:
-        ids = codec.encode_no_space(text)
+        ids = codec.encode_infilling(text)
         assert ids == codec.sp.encode("☺" + text)[2:]
         assert codec.sp.decode(ids) == text.lstrip(" ") if text.startswith(" ") else codec.sp.decode(ids) == text
     # with the implicit space, a word at the start gets '▁'; without it, it does not
     assert codec.sp.id_to_piece(codec.encode("return")[0]).startswith("▁")
-    assert not codec.sp.id_to_piece(codec.encode_no_space("return")[0]).startswith("▁")
+    assert not codec.sp.id_to_piece(codec.encode_infilling("return")[0]).startswith("▁")
 
 
 # --- fill-in-the-middle ------------------------------------------------------------------------
@@ -83,7 +84,7 @@ def test_encode_no_space_is_metas_encode_infilling(codec):
 def test_fim_split_covers_the_document():
     rng = random.Random(0)
     for _ in range(200):
-        prefix, middle, suffix = nano.fim_split(SNIPPET, rng)
+        prefix, middle, suffix = nano_data.fim_split(SNIPPET, rng)
         assert prefix + middle + suffix == SNIPPET
 
 
@@ -97,22 +98,22 @@ def test_fim_transform_layouts_match_metas_prompts(codec):
     seen = {"plain": 0, "psm": 0, "spm": 0}
     for seed in range(400):
         rng = random.Random(seed)
-        ids = nano.fim_transform(codec, SNIPPET, rng)
+        ids = nano_data.fim_transform(codec, SNIPPET, rng)
         layout = _layout(codec, ids)
         seen[layout] += 1
         # replay the same random draws to know the split
         replay = random.Random(seed)
-        if replay.random() >= nano.FIM_RATE:
+        if replay.random() >= nano_data.FIM_RATE:
             assert ids == [1, *codec.encode(SNIPPET), 2]
             continue
-        prefix, middle, suffix = nano.fim_split(SNIPPET, replay)
-        middle_ids = [*codec.encode_no_space(middle), codec.eot_id, codec.eos_id]
+        prefix, middle, suffix = nano_data.fim_split(SNIPPET, replay)
+        middle_ids = [*codec.encode_infilling(middle), codec.eot_id, codec.eos_id]
         if layout == "spm":
-            assert ids == [1, codec.prefix_id, codec.suffix_id, *codec.encode_no_space(suffix), codec.middle_id,
+            assert ids == [1, codec.prefix_id, codec.suffix_id, *codec.encode_infilling(suffix), codec.middle_id,
                            *codec.encode(prefix), *middle_ids]
         else:
             assert ids == [1, codec.prefix_id, *codec.encode(prefix), codec.suffix_id,
-                           *codec.encode_no_space(suffix), codec.middle_id, *middle_ids]
+                           *codec.encode_infilling(suffix), codec.middle_id, *middle_ids]
     # 90 % FIM, half of it SPM (binomial bounds, ~4.5 sigma)
     assert 20 <= seen["plain"] <= 65
     assert 130 <= seen["spm"] <= 230 and 130 <= seen["psm"] <= 230
@@ -122,7 +123,7 @@ def test_training_documents_are_spans_of_whole_lines():
     rng = random.Random(1)
     files = [SNIPPET * 5]
     for _ in range(50):
-        doc = nano.sample_document(files, rng, max_chars=300)
+        doc = nano_data.sample_document(files, rng, max_chars=300)
         assert 0 < len(doc) <= 300
         assert all(line.strip() in SNIPPET for line in doc.splitlines())
 
@@ -130,7 +131,7 @@ def test_training_documents_are_spans_of_whole_lines():
 def test_short_spans_are_log_uniform():
     rng = random.Random(2)
     files = ["\n".join(f"x{i} = {i}" for i in range(200))]
-    lengths = [len(nano.sample_document(files, rng, max_chars=10_000, span_lines=(1, 80), log_uniform=True).splitlines())
+    lengths = [len(nano_data.sample_document(files, rng, max_chars=10_000, span_lines=(1, 80), log_uniform=True).splitlines())
                for _ in range(2000)]
     assert min(lengths) == 1 and max(lengths) <= 80
     # log-uniform over 1..80: about 30 % of spans are 1-3 lines, about as many as 25-80 lines
@@ -141,14 +142,14 @@ def test_short_spans_are_log_uniform():
 def test_short_middles_are_character_level_and_mostly_short():
     document = "".join(f"    value_{i} = compute({i}, step={i * 3})\n" for i in range(60))  # ~2.4 k chars
     rng = random.Random(3)
-    splits = [nano.fim_split(document, rng, short_middle_rate=1.0) for _ in range(2000)]
+    splits = [nano_data.fim_split(document, rng, short_middle_rate=1.0) for _ in range(2000)]
     assert all("".join(parts) == document for parts in splits)
     middles = sorted(len(m) for _, m, _ in splits)
     assert middles[len(middles) // 2] < 80  # median about a line (uniform cut points: ~800 characters)
     assert sum(not m.endswith("\n") for _, m, _ in splits) > 1500  # cut anywhere, not at line ends
     # the default keeps Meta's uniform cut points and draws exactly what it always drew
-    assert nano.fim_split(document, random.Random(4)) == nano.fim_split(document, random.Random(4), short_middle_rate=0.0)
-    uniform = sorted(len(nano.fim_split(document, rng)[1]) for _ in range(2000))
+    assert nano_data.fim_split(document, random.Random(4)) == nano_data.fim_split(document, random.Random(4), short_middle_rate=0.0)
+    uniform = sorted(len(nano_data.fim_split(document, rng)[1]) for _ in range(2000))
     assert uniform[len(uniform) // 2] > 500
 
 
@@ -157,13 +158,13 @@ def test_line_middles_are_whole_lines():
     rng = random.Random(5)
     counts = []
     for _ in range(1000):
-        prefix, middle, suffix = nano.fim_split(document, rng, line_middle_rate=1.0)
+        prefix, middle, suffix = nano_data.fim_split(document, rng, line_middle_rate=1.0)
         assert prefix + middle + suffix == document
         assert middle.endswith("\n") and (prefix == "" or prefix.endswith("\n"))
         counts.append(middle.count("\n"))
     assert min(counts) == 1 and max(counts) <= 8
     assert 0.2 < counts.count(1) / len(counts) < 0.45  # log-uniform over 1-8 lines
-    singles = [nano.fim_split(document, rng, line_middle_rate=1.0, single_line_share=0.5)[1].count("\n")
+    singles = [nano_data.fim_split(document, rng, line_middle_rate=1.0, single_line_share=0.5)[1].count("\n")
                for _ in range(1000)]
     assert 0.57 < singles.count(1) / len(singles) < 0.77  # half exactly one line, the rest log-uniform 1-8
 
@@ -207,15 +208,15 @@ def test_learning_rate_schedule():
      ("LGPL-2.1-or-later", False)],
 )
 def test_only_permissive_licenses(license_text, ok):
-    assert nano._is_permissive(license_text) is ok
+    assert nano_data._is_permissive(license_text) is ok
 
 
 def test_humaneval_and_generated_files_are_filtered():
     good = SNIPPET * 3
-    assert nano._good_python(good)
-    assert not nano._good_python(good + "# from HumanEval/0\n")
-    assert not nano._good_python(good + "x = [" + "1, " * 200 + "]\n")  # a 600-char line: generated data
-    assert not nano._good_python(good + "def broken(:\n")
+    assert nano_data._good_python(good)
+    assert not nano_data._good_python(good + "# from HumanEval/0\n")
+    assert not nano_data._good_python(good + "x = [" + "1, " * 200 + "]\n")  # a 600-char line: generated data
+    assert not nano_data._good_python(good + "def broken(:\n")
 
 
 # --- the shipped model -------------------------------------------------------------------------

@@ -48,7 +48,7 @@ def test_no_maintainer_paths_or_issue_numbers(path):
 
 
 def test_blog_quotes_are_attributed_and_complete():
-    from codellama_course.blog import blog_examples, blog_output
+    from codellama_course.lessons.blog import blog_examples, blog_output
 
     assert blog_examples() == ("completion", "infilling", "chat", "4bit")
     for name in blog_examples():
@@ -65,12 +65,12 @@ def test_blog_quotes_are_attributed_and_complete():
 
 
 def test_blog_quotes_match_the_examples_they_belong_to():
-    from codellama_course.blog import blog_output
+    from codellama_course.lessons.blog import blog_output
 
     completion = blog_output("completion")
     assert completion.output.startswith("Result: " + "def fibonacci(")  # the recipe printed the prompt too
     infill = blog_output("infilling")
-    data = json.loads((ROOT / "codellama_course" / "data" / "blog_outputs.json").read_text(encoding="utf-8"))
+    data = json.loads((ROOT / "codellama_course" / "lessons" / "data" / "blog_outputs.json").read_text(encoding="utf-8"))
     prefix, suffix = data["examples"]["infilling"]["prefix"], data["examples"]["infilling"]["suffix"]
     # the post decoded the whole sequence of the template f"<PRE> {prefix} <SUF>{suffix} <MID>" (decoding shows the
     # prefix's trailing space and the template's one as a single space)
@@ -90,10 +90,10 @@ def test_blog_quotes_match_the_examples_they_belong_to():
 @pytest.mark.parametrize("notebook, example", [("02_completion.ipynb", "completion"), ("03_infilling.ipynb", "infilling"),
                                                ("04_chat.ipynb", "chat")])
 def test_notebooks_show_the_blog_output_beside_nanos(notebook, example):
-    from codellama_course.blog import blog_output
+    from codellama_course.lessons.blog import blog_output
 
     nb = json.loads((ROOT / "notebooks" / notebook).read_text(encoding="utf-8"))
-    cells = [c for c in nb["cells"] if c["cell_type"] == "code" and f'cc.blog_output("{example}")' in "".join(c["source"])]
+    cells = [c for c in nb["cells"] if c["cell_type"] == "code" and f'print(blog_output("{example}"))' in "".join(c["source"])]
     assert len(cells) == 1, f"{notebook} should show the blog's {example} output once"
     stored = "".join("".join(o.get("text", "")) for o in cells[0]["outputs"])
     assert stored == str(blog_output(example)) + "\n"  # stored as the data file says (nbval re-checks it)

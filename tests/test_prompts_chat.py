@@ -28,8 +28,8 @@ from codellama_course.prompts import (
     chat_prompt,
     chat_stop_ids,
     chat_style,
-    compare_chat,
 )
+from codellama_course.lessons import compare_chat
 
 N_RANDOM = 300
 

@@ -21,14 +21,13 @@ from _meta_reference import (
     random_splits,
     require,
 )
-from codellama_course import prompts
+from codellama_course import tokenizer
+from codellama_course.lessons import compare_infill, inspect_tokenizer
 from codellama_course.prompts import (
-    compare_infill,
     decode_infill,
     fill_me,
     infill_ids,
     infill_stop_ids,
-    inspect_tokenizer,
 )
 
 N_RANDOM = 300
@@ -170,7 +169,7 @@ def test_decode_infill_matches_reference(ref7, sp7, hf7, hf7_no_model, splits):
 # fallback, state, checks
 # ------------------------------------------------------------------------------------------------
 def test_fallback_warns_once_and_says_so(hf7_no_model, monkeypatch):
-    monkeypatch.setattr(prompts, "_WARNED", set())
+    monkeypatch.setattr(tokenizer, "_WARNED", set())
     with pytest.warns(UserWarning, match="no tokenizer.model"):
         assert infill_ids(hf7_no_model, GOLDEN_PREFIX, GOLDEN_SUFFIX) == GOLDEN_INFILL
     with warnings.catch_warnings():

@@ -68,6 +68,8 @@ def test_standin_tokenizers_have_the_real_ids(hub):
     from transformers import AutoTokenizer
 
     import codellama_course as cc
+    from codellama_course.lessons import compare_chat
+    from codellama_course.prompts import chat_style
 
     fim = ["▁<PRE>", "▁<SUF>", "▁<MID>", "▁<EOT>"]
     base = AutoTokenizer.from_pretrained("codellama/CodeLlama-7b-hf")
@@ -82,10 +84,10 @@ def test_standin_tokenizers_have_the_real_ids(hub):
     assert instruct.chat_template == cc.prompts.HUB_CHAT_TEMPLATE
     big = AutoTokenizer.from_pretrained("codellama/CodeLlama-70b-Instruct-hf")
     assert big.convert_tokens_to_ids("<step>") == 32015 and big.chat_template == cc.prompts.HUB_CHAT_TEMPLATE_70B
-    assert cc.chat_style(big) == "70b"
+    assert chat_style(big) == "70b"
     # asked for the Llama 2 format, compare_chat renders the Hub's Llama 2 template, not the tokenizer's own 70B one
     question = [{"role": "user", "content": "How are you doing?"}]
-    diff = cc.compare_chat(big, question, style="llama2")
+    diff = compare_chat(big, question, style="llama2")
     assert diff.theirs == big.apply_chat_template(question, chat_template=cc.prompts.HUB_CHAT_TEMPLATE)["input_ids"]
     assert len(diff.changes) == 1  # the one id per turn of notebook 04: "[" instead of Meta's "▁["
     plain = AutoTokenizer.from_pretrained("codellama/CodeLlama-34b-hf")

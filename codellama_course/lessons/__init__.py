@@ -15,6 +15,13 @@ _EXPORTS: dict[str, str] = {
     "ENDPOINT_GPUS": "deployment",
     "PROJECT_STATUS": "deployment",
     "RECIPES": "deployment",
+    # tokens and the blog
+    "inspect_tokenizer": "tokens",
+    "compare_ids": "tokens",
+    "compare_infill": "tokens",
+    "compare_chat": "tokens",
+    "blog_output": "blog",
+    "blog_examples": "blog",
 }
 
 __all__ = sorted(_EXPORTS)

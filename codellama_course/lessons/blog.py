@@ -25,7 +25,10 @@ def _data() -> dict[str, Any]:
 
 
 def blog_examples() -> tuple[str, ...]:
-    """The examples of the post that have an entry: ``("completion", "infilling", "chat", "4bit")``."""
+    """The examples of the post that have an entry: ``("completion", "infilling", "chat", "4bit")``.
+
+    Taught in: notebook 02 §7.
+    """
     return tuple(_data()["examples"])
 
 
@@ -71,7 +74,10 @@ class BlogOutput:
 
 
 def blog_output(example: str) -> BlogOutput:
-    """The post's recorded output for ``example`` (see :func:`blog_examples`), with its attribution."""
+    """The post's recorded output for ``example`` (see :func:`blog_examples`), with its attribution.
+
+    Taught in: notebook 02 §7, notebook 03 §5, notebook 04 §4.
+    """
     data = _data()
     try:
         entry = data["examples"][example]
