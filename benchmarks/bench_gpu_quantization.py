@@ -1,5 +1,5 @@
 """fp16 vs NF4 on a real-size Code Llama, on a CUDA GPU: memory and batch-1 decode speed next to the
-memory-bandwidth roofline (notebook 05, section 5).
+memory-bandwidth roofline (notebook 05, deep dive "how fast can decoding be?").
 
     python benchmarks/bench_gpu_quantization.py                 # CodeLlama-7B's architecture
     python benchmarks/bench_gpu_quantization.py --size 13b --new-tokens 64 --json results.json
