@@ -30,9 +30,10 @@ import json
 from dataclasses import dataclass
 from difflib import get_close_matches
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Any, Sequence
 
-__all__ = ["Variant", "VariantTable", "UnknownVariantError", "variants", "get_variant", "nano_dir"]
+__all__ = ["Variant", "VariantTable", "UnknownVariantError", "variants", "get_variant", "find_variant", "as_variant",
+           "nano_dir", "variant_from_config", "variant_from_folder", "llama_param_count"]
 
 LICENSE = "Llama 2 Community License (commercial use allowed; >700M MAU needs a Meta license)"
 NANO_LICENSE = "same as this course (trained by the course on its own data)"
@@ -95,10 +96,6 @@ class Variant:
         """Exact parameter count of a Llama decoder with these numbers (no biases)."""
         return llama_param_count(self.hidden_size, self.intermediate_size, self.num_layers, self.num_heads,
                                  self.num_kv_heads, self.head_dim, self.vocab_size, self.tie_word_embeddings)
-
-    @property
-    def params(self) -> int:  # alias, reads well in tables
-        return self.n_params
 
     @property
     def uses_gqa(self) -> bool:
@@ -202,12 +199,10 @@ FAMILY: tuple[Variant, ...] = _build_family()
 
 
 def nano_dir() -> Path:
-    try:
-        from .nano import NANO_DIR  # the lead's module owns the location
+    """The folder of the shipped nano model (``codellama_course/nano_model/``, a normal Hugging Face model folder).
 
-        return Path(NANO_DIR)
-    except Exception:  # nano.py not there yet (or broken): the documented default location
-        return Path(__file__).resolve().parent / "nano_model"
+    Taught in: notebook 00 §4, notebook 01 §1."""
+    return Path(__file__).resolve().parent / "nano_model"
 
 
 def _read_nano(folder: Path | None = None) -> Variant:
@@ -389,5 +384,24 @@ def find_variant(name_or_id: str) -> Variant | None:
         return None
 
 
-def iter_family(include_nano: bool = False) -> Iterator[Variant]:
-    yield from variants(include_nano=include_nano)
+def as_variant(model: Any) -> Variant:
+    """A :class:`Variant` from a Variant, a family name/Hub id, "nano", a local folder, a config or a loaded model.
+
+    Taught in: notebook 01 §5."""
+    if isinstance(model, Variant):
+        return model
+    if isinstance(model, (str, Path)):
+        model = str(model)
+        if Path(model).is_dir() and (Path(model) / "config.json").exists():
+            v = get_variant(model) if model.rstrip("/").endswith("nano_model") else None
+            return v or variant_from_folder(model)
+        return get_variant(model)
+    config = getattr(model, "config", model)  # a PreTrainedModel or a PretrainedConfig
+    if hasattr(config, "to_dict"):
+        d = config.to_dict()
+        name = getattr(config, "name_or_path", None) or d.get("_name_or_path") or "model"
+        return variant_from_config(d, name=str(name).rstrip("/").split("/")[-1] or "model")
+    if isinstance(config, dict):
+        return variant_from_config(config)
+    raise TypeError(f"cannot read a model's architecture from a {type(model).__name__}: pass a family name "
+                    "('7b'), a Hub id, 'nano', a model folder, a config (dict or PretrainedConfig) or a loaded model")
