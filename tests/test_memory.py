@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from codellama_course import estimate_memory, get_variant
-from codellama_course.memory import GIB, kv_cache_bytes, measure_model, memory_table
-from codellama_course.registry import nano_available, nano_dir
+from codellama_course.lessons import memory_table
+from codellama_course.memory import GIB, kv_cache_bytes, loaded_memory
+from codellama_course.registry import nano_dir
 
 from _tiny_llama import make_tiny_llama
 
@@ -87,7 +88,7 @@ def _check_against_measurement(folder, precision):
     est = estimate_memory(str(folder), precision)
     footprint = model.get_memory_footprint()
     assert est.footprint_bytes == pytest.approx(footprint, rel=0.03)
-    real = measure_model(model)
+    real = loaded_memory(model)
     assert real["params"] + real["buffers"] == footprint
     assert est.weights_bytes == pytest.approx(real["params"] + real["quant_state"], rel=0.03)
     return est, real
@@ -100,10 +101,6 @@ def test_matches_measured_tiny_gqa_model(tiny_dir, precision):
         assert real["quant_state"] > 0 and est.quant_state_bytes == pytest.approx(real["quant_state"], rel=0.03)
 
 
-needs_nano = pytest.mark.skipif(not nano_available(), reason="nano model not built yet")
-
-
-@needs_nano
 @pytest.mark.parametrize("precision", ["fp32", "bf16", "4bit"])
 def test_matches_measured_nano(precision):
     _check_against_measurement(nano_dir(), precision)
