@@ -78,7 +78,9 @@ def cpu_info() -> dict[str, Any]:
 
 
 def cuda_available() -> bool:
-    """Is there a CUDA (or ROCm) GPU torch can use? False when torch is missing or broken."""
+    """Is there a CUDA (or ROCm) GPU torch can use? False when torch is missing or broken.
+
+    Taught in: notebook 00 §3."""
     try:
         import torch
 
@@ -88,7 +90,9 @@ def cuda_available() -> bool:
 
 
 def mps_available() -> bool:
-    """Is Apple's Metal backend (MPS) available?"""
+    """Is Apple's Metal backend (MPS) available?
+
+    Taught in: notebook 01 §6."""
     try:
         import torch
 
@@ -115,7 +119,9 @@ def gpu_has_native_bf16() -> bool:
 
 
 def gpu_name() -> str:
-    """The first CUDA GPU's name, or ``"this GPU"`` when it cannot be read."""
+    """The first CUDA GPU's name, or ``"this GPU"`` when it cannot be read.
+
+    Taught in: notebook 05 §2."""
     try:
         import torch
 
@@ -189,7 +195,9 @@ def capacity_bytes() -> tuple[int, str]:
 
 
 def hf_cache_dir() -> Path:
-    """Where the Hugging Face Hub cache (the downloads) lives."""
+    """Where the Hugging Face Hub cache (the downloads) lives.
+
+    Taught in: notebook 00 §1."""
     try:
         from huggingface_hub import constants
 

@@ -48,19 +48,27 @@ DEFAULT_SIZE = "7b"
 
 
 class LoadError(Exception):
-    """Base class of the errors ``load()`` raises on purpose, each saying what to do instead."""
+    """Base class of the errors ``load()`` raises on purpose, each saying what to do instead.
+
+    Taught in: notebook 00 §4."""
 
 
 class ModelNotAvailableError(LoadError, OSError):
-    """The model is neither local nor in the Hugging Face cache, and the Hub cannot be reached."""
+    """The model is neither local nor in the Hugging Face cache, and the Hub cannot be reached.
+
+    Taught in: notebook 00 §4."""
 
 
 class GatedModelError(LoadError, PermissionError):
-    """A gated ``meta-llama/*`` repo without a Hugging Face token."""
+    """A gated ``meta-llama/*`` repo without a Hugging Face token.
+
+    Taught in: notebook 00 §4."""
 
 
 class ModelWillNotFitError(LoadError, MemoryError):
-    """The estimate says the model cannot fit on this machine (checked before downloading)."""
+    """The estimate says the model cannot fit on this machine (checked before downloading).
+
+    Taught in: notebook 01 §6."""
 
 
 # --------------------------------------------------------------------------------------------

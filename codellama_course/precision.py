@@ -133,7 +133,9 @@ def normalize_precision(precision: Any) -> str:
 
 
 def torch_dtype(precision: Any):
-    """The torch dtype of a dense precision (``"bf16"`` → ``torch.bfloat16``); ``ValueError`` for 4/8-bit."""
+    """The torch dtype of a dense precision (``"bf16"`` → ``torch.bfloat16``); ``ValueError`` for 4/8-bit.
+
+    Taught in: notebook 01 §6."""
     import torch
 
     storage = parse_precision(precision).storage

@@ -65,15 +65,21 @@ FP4_LEVELS = (-1.0, -2 / 3, -1 / 2, -1 / 3, -1 / 4, -1 / 6, -1 / 192, 0.0, 0.0, 
 
 
 class BitsAndBytesUnavailableError(ImportError):
-    """4-bit/8-bit loading was asked for but bitsandbytes cannot be used here."""
+    """4-bit/8-bit loading was asked for but bitsandbytes cannot be used here.
+
+    Taught in: notebook 05 §6."""
 
 
 class UnsupportedLayerShapeError(ValueError):
-    """A layer shape bitsandbytes' fused CPU 4-bit kernel cannot run; raised before loading."""
+    """A layer shape bitsandbytes' fused CPU 4-bit kernel cannot run; raised before loading.
+
+    Taught in: notebook 05 §6."""
 
 
 class PrecisionFallbackWarning(UserWarning):
-    """The precision asked for is not available on this hardware; a working one is used instead."""
+    """The precision asked for is not available on this hardware; a working one is used instead.
+
+    Taught in: notebook 05 §2."""
 
 
 # --------------------------------------------------------------------------------------------

@@ -63,7 +63,9 @@ INFILLING_CHOICE = (
 
 @dataclass(frozen=True)
 class Variant:
-    """One model of the family, with everything needed to reason about it offline."""
+    """One model of the family, with everything needed to reason about it offline.
+
+    Taught in: notebook 01 §1."""
 
     name: str  # short key: "7b", "7b-python", "13b-instruct", "nano"
     size: str  # "7B", "13B", "34B", "70B", "nano"
@@ -129,6 +131,9 @@ class Variant:
 
 def llama_param_count(hidden: int, intermediate: int, layers: int, heads: int, kv_heads: int, head_dim: int,
                       vocab: int, tied: bool = False) -> int:
+    """Exact parameter count of a Llama decoder (no biases) from its config numbers.
+
+    Taught in: notebook 01 §1."""
     attn = hidden * heads * head_dim * 2 + hidden * kv_heads * head_dim * 2  # q, o, k, v
     mlp = 3 * hidden * intermediate  # gate, up, down
     norms = 2 * hidden  # input + post-attention RMSNorm
@@ -216,7 +221,9 @@ def _read_nano(folder: Path | None = None) -> Variant:
 
 def variant_from_config(cfg: dict, *, name: str = "custom", local_path: str | None = None,
                         infilling: bool = False) -> Variant:
-    """A :class:`Variant` for any Llama-architecture ``config.json`` (a dict), e.g. a fine-tune or nano."""
+    """A :class:`Variant` for any Llama-architecture ``config.json`` (a dict), e.g. a fine-tune or nano.
+
+    Taught in: notebook 01 §1."""
     heads = cfg["num_attention_heads"]
     rope = cfg.get("rope_parameters") or {}
     theta = float(rope.get("rope_theta", cfg.get("rope_theta") or 10_000.0))
@@ -242,7 +249,9 @@ def variant_from_config(cfg: dict, *, name: str = "custom", local_path: str | No
 
 
 def variant_from_folder(folder: str | Path, *, name: str | None = None) -> Variant:
-    """A :class:`Variant` read from a local Hugging Face model folder (its config.json and tokenizer)."""
+    """A :class:`Variant` read from a local Hugging Face model folder (its config.json and tokenizer).
+
+    Taught in: notebook 01 §1."""
     folder = Path(folder)
     cfg = json.loads((folder / "config.json").read_text(encoding="utf-8"))
     infill = any(p.exists() and "<PRE>" in p.read_text(encoding="utf-8", errors="ignore")
@@ -251,6 +260,9 @@ def variant_from_folder(folder: str | Path, *, name: str | None = None) -> Varia
 
 
 def nano_available() -> bool:
+    """Is the shipped nano model in place (its ``config.json``)?
+
+    Taught in: notebook 01 §1."""
     return (nano_dir() / "config.json").exists()
 
 
@@ -259,11 +271,15 @@ def nano_available() -> bool:
 
 
 class UnknownVariantError(LookupError):
-    pass
+    """A name that is not a Code Llama variant; the message suggests the closest names.
+
+    Taught in: notebook 01 §1."""
 
 
 class VariantTable(tuple):
-    """A tuple of :class:`Variant` that prints as a table (text in a terminal, HTML in Jupyter)."""
+    """A tuple of :class:`Variant` that prints as a table (text in a terminal, HTML in Jupyter).
+
+    Taught in: notebook 01 §1."""
 
     COLUMNS = ("name", "hub_id", "params", "vocab", "context", "rope θ", "GQA", "infill", "chat", "use for")
 
@@ -311,6 +327,8 @@ def variants(size: str | Sequence[str] | None = None, flavor: str | Sequence[str
 
     >>> [v.name for v in variants(size="7B")]
     ['7b', '7b-python', '7b-instruct']
+
+    Taught in: notebook 01 §1.
     """
     sizes = {s.upper() for s in ([size] if isinstance(size, str) else size or [])}
     flavors = {f.lower() for f in ([flavor] if isinstance(flavor, str) else flavor or [])}
@@ -352,6 +370,8 @@ def get_variant(name_or_id: str | Variant) -> Variant:
     Accepts ``"codellama/CodeLlama-7b-Instruct-hf"``, ``"meta-llama/CodeLlama-7b-Instruct-hf"``,
     ``"CodeLlama-7b-Instruct-hf"``, ``"7b-instruct"``, ``"nano"`` or the nano folder itself.
     Raises :class:`UnknownVariantError` (a ``LookupError``) with suggestions otherwise.
+
+    Taught in: notebook 01 §1.
     """
     if isinstance(name_or_id, Variant):
         return name_or_id
@@ -370,14 +390,18 @@ def get_variant(name_or_id: str | Variant) -> Variant:
 
 
 def close_names(name: str) -> list[str]:
-    """Short names of the family (and ``nano``) that look like ``name``: a typo's likely meaning."""
+    """Short names of the family (and ``nano``) that look like ``name``: a typo's likely meaning.
+
+    Taught in: notebook 00 §3."""
     norm = _norm(name)
     names = sorted(set(_aliases()) | {"nano"})
     return [c for c in get_close_matches(norm, names, n=3, cutoff=0.6) if c != norm]
 
 
 def find_variant(name_or_id: str) -> Variant | None:
-    """Like :func:`get_variant` but returns None for ids outside the family (fine-tunes, local folders)."""
+    """Like :func:`get_variant` but returns None for ids outside the family (fine-tunes, local folders).
+
+    Taught in: notebook 00 §3."""
     try:
         return get_variant(name_or_id)
     except (UnknownVariantError, FileNotFoundError):

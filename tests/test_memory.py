@@ -120,3 +120,17 @@ def test_str_mentions_parts():
     e = estimate_memory("7b", "4bit", context_tokens=2048)
     s = str(e)
     assert f"{e.weights_gib:.2f}" in s and f"{e.kv_cache_gib:.2f}" in s and f"{e.total_gib:.2f}" in s
+
+
+@pytest.mark.parametrize("old,new", [("measure_model", "codellama_course.memory:loaded_memory"),
+                                     ("memory_table", "codellama_course.lessons:memory_table"),
+                                     ("measure_precisions", "codellama_course.lessons:measure_precisions"),
+                                     ("roofline_table", "codellama_course.lessons:roofline_table")])
+def test_moved_names_still_work_with_a_warning(old, new):
+    import importlib
+
+    import codellama_course as cc
+
+    module, name = new.split(":")
+    with pytest.warns(FutureWarning, match=f"from {module} import {name}"):
+        assert getattr(cc, old) is getattr(importlib.import_module(module), name)

@@ -169,3 +169,11 @@ def test_vocab_sizes_match_reference_tokenizers(file, names):
         v = get_variant(name)
         assert v.vocab_size == sp.get_piece_size(), name
         assert has_fim == (v.vocab_size == 32016), name
+
+
+def test_nano_dir_is_the_one_way_and_nano_dir_constant_warns():
+    import codellama_course as cc
+
+    assert cc.nano_dir() == nano_dir() and (nano_dir() / "config.json").is_file()
+    with pytest.warns(FutureWarning, match=r"from codellama_course.registry import nano_dir` and call `nano_dir\(\)`"):
+        assert cc.NANO_DIR == nano_dir()
