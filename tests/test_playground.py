@@ -20,7 +20,6 @@ from codellama_course.serving import Sampling
 ROOT = Path(__file__).resolve().parents[1]
 NANO_DIR = ROOT / "codellama_course" / "nano_model"
 ARTIFACTS = ROOT / "test-artifacts"
-needs_nano = pytest.mark.skipif(not (NANO_DIR / "config.json").is_file(), reason="nano model not built yet")
 
 CHROMIUM_FLAGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -37,8 +36,6 @@ def _chromium() -> str | None:
 
 @pytest.fixture(scope="module")
 def nano_backend():
-    if not (NANO_DIR / "config.json").is_file():
-        pytest.skip("nano model not built yet")
     return playground.LocalBackend(str(NANO_DIR), label="nano")
 
 
@@ -55,7 +52,6 @@ def test_one_fill_me_only():
         playground._split("<FILL_ME> and <FILL_ME>")
 
 
-@needs_nano
 def test_infill_streams_exact_ids_and_says_why_it_stopped(nano_backend):
     from codellama_course.prompts import infill_ids, infill_stop_ids
 
@@ -76,7 +72,6 @@ def test_infill_streams_exact_ids_and_says_why_it_stopped(nano_backend):
     assert "Stopped because" in md and str(d.prompt_ids) in md and "exactly what the model sees" in md
 
 
-@needs_nano
 def test_completion_budget_and_stop_button(nano_backend):
     s = Sampling(temperature=0, max_new_tokens=5, repetition_penalty=1.3)
     out, d = list(nano_backend.stream("import os\n", s, threading.Event()))[-1]
@@ -90,7 +85,6 @@ def test_completion_budget_and_stop_button(nano_backend):
     assert "stopped by you" in d.stop_reason and d.new_tokens <= 1
 
 
-@needs_nano
 def test_build_app_has_the_space_controls(nano_backend):
     demo = playground.build_app(nano_backend)
     assert demo.analytics_enabled is False
@@ -104,7 +98,6 @@ def test_build_app_has_the_space_controls(nano_backend):
 
 
 @pytest.mark.slow
-@needs_nano
 def test_browser_types_generates_and_sees_streamed_text(nano_backend):
     chromium = _chromium()
     if chromium is None:

@@ -24,7 +24,6 @@ from codellama_course.serving import (
 )
 
 NANO_DIR = Path(serving.__file__).resolve().parent / "nano_model"
-needs_nano = pytest.mark.skipif(not (NANO_DIR / "config.json").is_file(), reason="nano model not built yet")
 GREEDY = Sampling(temperature=0, max_new_tokens=12, repetition_penalty=1.0)
 
 
@@ -157,7 +156,6 @@ def test_server_that_fails_to_start_shows_its_log(tmp_path):
 # FIM prompts for a text API
 
 
-@needs_nano
 def test_fim_prompt_text_uses_the_special_pieces():
     from transformers import AutoTokenizer
 
@@ -204,8 +202,6 @@ def test_fim_over_text_is_not_exact_with_code_llamas_real_vocabulary(tmp_path):
 
 @pytest.fixture(scope="module")
 def server():
-    if not (NANO_DIR / "config.json").is_file():
-        pytest.skip("nano model not built yet")
     with LocalServer(None, startup_timeout=180) as srv:  # None = the course default: nano offline
         yield srv
     assert not srv.is_running
