@@ -328,7 +328,7 @@ def _model_file(model_id: str, filename: str) -> Path | None:
         return folder / filename if (folder / filename).is_file() else None
     from huggingface_hub import hf_hub_download, try_to_load_from_cache
 
-    from .loading import hub_online
+    from .hardware import hub_online
 
     with contextlib.suppress(Exception):
         hit = try_to_load_from_cache(model_id, filename)
