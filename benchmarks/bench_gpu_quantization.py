@@ -113,15 +113,15 @@ def decode_tokens_per_s(model, *, prompt_tokens: int, new_tokens: int, vocab_siz
     return new_tokens / max(full - first, 1e-9)
 
 
-_GPU_PATTERNS = [  # (regex on torch's device name, name in quantization.GPUS); A100 40/80 by memory
+_GPU_PATTERNS = [  # (regex on torch's device name, name in lessons.GPUS); A100 40/80 by memory
     (r"\bT4\b", "T4"), (r"\bL4\b", "L4"), (r"\bA10G\b", "A10G"), (r"\b3090\b", "3090"), (r"\b4090\b", "4090"),
     (r"\bA100\b", "A100"), (r"\bH100\b", "H100"), (r"\bH200\b", "H200"),
 ]
 
 
 def gpu_for_name(device_name: str, memory_gib: float):
-    """The entry of ``quantization.GPUS`` for a torch device name, or None (then pass --bandwidth-gbs)."""
-    from codellama_course.quantization import get_gpu
+    """The entry of ``codellama_course.lessons.GPUS`` for a torch device name, or None (then pass --bandwidth-gbs)."""
+    from codellama_course.lessons import get_gpu
 
     for pattern, key in _GPU_PATTERNS:
         if re.search(pattern, device_name, re.I):
@@ -169,7 +169,8 @@ def main(argv=None) -> int:
         return 0
 
     from codellama_course import estimate_memory, get_variant
-    from codellama_course.quantization import bitsandbytes_status, bytes_read_per_token
+    from codellama_course.hardware import bitsandbytes_status
+    from codellama_course.lessons import bytes_read_per_token
 
     variant = get_variant(a.size)
     props = torch.cuda.get_device_properties(0)

@@ -11,7 +11,7 @@ import importlib
 import warnings
 from typing import Any
 
-__version__ = "0.1.0"
+from ._version import __version__
 
 # public name -> submodule that defines it
 _EXPORTS: dict[str, str] = {
@@ -19,17 +19,14 @@ _EXPORTS: dict[str, str] = {
     "variants": "registry",
     "get_variant": "registry",
     "estimate_memory": "memory",
-    "memory_table": "memory",
-    "measure_model": "memory",
     "count_parameters": "memory",
-    "plot_kv_cache": "memory",
+    "nano_dir": "registry",
     # loading and the one model switch
     "load": "loading",
     "resolve_model": "loading",
-    "auto_precision": "loading",
+    "auto_precision": "memory",
     "quantization_config": "quantization",
     "preflight": "preflight",
-    "plot_fit_chart": "preflight",
     # prompts, exact to the token (notebooks 03-04)
     "infill_ids": "prompts",
     "chat_prompt": "prompts",
@@ -43,19 +40,13 @@ _EXPORTS: dict[str, str] = {
     # serving and the playground (notebook 07)
     "LocalServer": "serving",
     "launch_playground": "playground",
-    # 4-bit and 8-bit (notebook 05)
-    "measure_precisions": "quantization",
-    "family_fit": "quantization",
-    "plot_family_fit": "quantization",
-    "roofline_table": "quantization",
     # evaluation (notebook 06)
     "pass_at_k": "evaluation",
-    # the nano model (notebook 08)
-    "NANO_DIR": "nano",
 }
 
 # Deprecated top-level names (kept for one release; each warns once per use with its new home).
 # old name -> "module:new_name" (absolute module path, so a name can move into `codellama_course.lessons`).
+# A new name ending in "()" is called: `cc.NANO_DIR` gives `nano_dir()`.
 _MOVED: dict[str, str] = {
     # serving (notebook 07): serve() itself is deprecated too; use LocalServer(model).start()
     "serve": "codellama_course.serving:serve",
@@ -68,6 +59,16 @@ _MOVED: dict[str, str] = {
     "compare_infill": "codellama_course.lessons:compare_infill",
     "compare_chat": "codellama_course.lessons:compare_chat",
     "blog_output": "codellama_course.lessons:blog_output",
+    # memory, fit and precision
+    "memory_table": "codellama_course.lessons:memory_table",
+    "plot_kv_cache": "codellama_course.lessons:plot_kv_cache",
+    "plot_fit_chart": "codellama_course.lessons:plot_fit_chart",
+    "measure_precisions": "codellama_course.lessons:measure_precisions",
+    "family_fit": "codellama_course.lessons:family_fit",
+    "plot_family_fit": "codellama_course.lessons:plot_family_fit",
+    "roofline_table": "codellama_course.lessons:roofline_table",
+    "measure_model": "codellama_course.memory:loaded_memory",
+    "NANO_DIR": "codellama_course.registry:nano_dir()",
 }
 REMOVED_IN = "0.3.0"
 
@@ -82,13 +83,16 @@ from .preflight import preflight  # noqa: E402
 def __getattr__(name: str) -> Any:
     if name in _MOVED:
         module_name, new_name = _MOVED[name].split(":")
+        call = new_name.endswith("()")
+        new_name = new_name.removesuffix("()")
         warnings.warn(
             f"codellama_course.{name} is deprecated and goes in {REMOVED_IN}: "
-            f"use `from {module_name} import {new_name}`.",
+            f"use `from {module_name} import {new_name}`" + (f" and call `{new_name}()`." if call else "."),
             FutureWarning,
             stacklevel=2,
         )
-        return getattr(importlib.import_module(module_name), new_name)
+        value = getattr(importlib.import_module(module_name), new_name)
+        return value() if call else value
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'codellama_course' has no attribute {name!r}")

@@ -11,21 +11,11 @@ the embedded nano model when there is no CUDA GPU or no Hub access, else ``codel
 a Hub id, a local folder, ``nano``, a family name (``13b-instruct``) or a bare size (``13b``: the
 flavour then follows the lesson).
 
-Which precision (``precision="auto"``), decided by :func:`auto_precision`:
-
-* NVIDIA GPU with compute capability ≥ 8.0 (A100, L4, A10G, RTX 30xx/40xx, H100): **bf16**.
-* Older NVIDIA GPUs (T4 = 7.5, V100 = 7.0): **fp16** — they have no bf16.
-  On either, if the model would not fit comfortably in bf16/fp16 (7B on a 16 GB T4), **4bit** when
-  bitsandbytes is usable.
-* CPU: **fp32** — exact, and fast enough for nano. **bf16** when fp32 weights would take more than half
-  the free RAM *and* the CPU computes bf16 in hardware (AVX512-BF16, AMX, Arm BF16: asked of torch by
-  :func:`~codellama_course.hardware.cpu_has_native_bf16`). Where torch only emulates bf16 (AVX2-only CPUs:
-  ~13x slower matmuls), bf16 only when fp32 would not fit at all.
-* Apple MPS: fp16.
-
-The environment variable ``CODELLAMA_COURSE_PRECISION`` (e.g. ``fp16``, ``bf16``, ``4bit``) overrides that
-choice for every ``precision="auto"``, the way ``CODELLAMA_COURSE_MODEL`` picks the model: a whole run of the
-course in one precision (``scripts/gpu_check.sh`` uses it). An explicit ``precision=`` still wins.
+Which precision (``precision="auto"``): :func:`~codellama_course.memory.auto_precision` asks the machine
+(:mod:`codellama_course.hardware`), and :func:`~codellama_course.precision.choose_precision` decides (bf16 on
+Ampere+ GPUs, fp16 on a T4, 4-bit when the model would not fit, fp32 on a CPU; ``CODELLAMA_COURSE_PRECISION``
+overrides it for a whole run). Every precision name is parsed once, by
+:func:`~codellama_course.precision.parse_precision`.
 """
 
 from __future__ import annotations
@@ -36,15 +26,17 @@ from difflib import get_close_matches
 from pathlib import Path
 from typing import Any
 
-from .quantization import gpu_has_native_bf16, load_dtype, normalize_precision, quantization_config, torch_dtype
-from .registry import FAMILY, Variant, close_names, find_variant, get_variant, nano_dir, variant_from_folder
+import codellama_course.hardware as hardware  # probes called through the module: tests monkeypatch them
+from .memory import FIT_CONTEXT_TOKENS, auto_precision, estimate_memory
+from .precision import parse_precision, torch_dtype
+from .quantization import load_dtype, quantization_config
+from .registry import (FAMILY, Variant, close_names, find_variant, get_variant, nano_dir, variant_from_config,
+                       variant_from_folder)
 
-__all__ = ["load", "resolve_model", "auto_precision", "ENV_VAR", "PRECISION_ENV_VAR", "TASKS", "LoadError",
-           "ModelNotAvailableError", "GatedModelError", "ModelWillNotFitError", "hub_online", "hf_token_present",
-           "LoadInfo", "download_notice"]
+__all__ = ["load", "resolve_model", "ENV_VAR", "TASKS", "LoadError", "ModelNotAvailableError", "GatedModelError",
+           "ModelWillNotFitError", "LoadInfo", "download_notice"]
 
 ENV_VAR = "CODELLAMA_COURSE_MODEL"
-PRECISION_ENV_VAR = "CODELLAMA_COURSE_PRECISION"  # what precision="auto" means, when set
 
 # lesson task -> flavour of the default model
 TASKS = {
@@ -53,76 +45,34 @@ TASKS = {
     "instruct": "instruct", "chat": "instruct",
 }
 DEFAULT_SIZE = "7b"
-FIT_CONTEXT_TOKENS = 4096  # context assumed when checking that a model fits
-COMFORT = 0.85  # "fits" below this share of the memory; "tight" up to 100 %
 
 
 class LoadError(Exception):
-    """Base class of the errors ``load()`` raises on purpose, each saying what to do instead."""
+    """Base class of the errors ``load()`` raises on purpose, each saying what to do instead.
+
+    Taught in: notebook 00 §4."""
 
 
 class ModelNotAvailableError(LoadError, OSError):
-    """The model is neither local nor in the Hugging Face cache, and the Hub cannot be reached."""
+    """The model is neither local nor in the Hugging Face cache, and the Hub cannot be reached.
+
+    Taught in: notebook 00 §4."""
 
 
 class GatedModelError(LoadError, PermissionError):
-    """A gated ``meta-llama/*`` repo without a Hugging Face token."""
+    """A gated ``meta-llama/*`` repo without a Hugging Face token.
+
+    Taught in: notebook 00 §4."""
 
 
 class ModelWillNotFitError(LoadError, MemoryError):
-    """The estimate says the model cannot fit on this machine (checked before downloading)."""
+    """The estimate says the model cannot fit on this machine (checked before downloading).
+
+    Taught in: notebook 01 §6."""
 
 
 # --------------------------------------------------------------------------------------------
-# environment probes (cheap, never print secrets)
-
-_HUB_ONLINE: bool | None = None
-
-
-def _env_true(name: str) -> bool:
-    return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
-
-
-def hub_online(timeout: float = 2.0) -> bool:
-    """Can the Hugging Face Hub be reached? False when HF_HUB_OFFLINE/TRANSFORMERS_OFFLINE is set."""
-    global _HUB_ONLINE
-    if _env_true("HF_HUB_OFFLINE") or _env_true("TRANSFORMERS_OFFLINE"):
-        return False
-    if _HUB_ONLINE is None:
-        import socket
-        from urllib.parse import urlparse
-
-        endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
-        host = urlparse(endpoint).hostname or "huggingface.co"
-        try:
-            socket.create_connection((host, 443), timeout=timeout).close()
-            _HUB_ONLINE = True
-        except OSError:
-            _HUB_ONLINE = False
-    return _HUB_ONLINE
-
-
-def hf_token_present(token: str | bool | None = None) -> bool:
-    """Is a Hugging Face token available (argument, HF_TOKEN, `hf auth login`, Colab secret)?"""
-    if isinstance(token, str) and token:
-        return True
-    if os.environ.get("HF_TOKEN") or os.environ.get("HUGGING_FACE_HUB_TOKEN"):
-        return True
-    try:
-        from huggingface_hub import get_token
-
-        return bool(get_token())
-    except Exception:
-        return False
-
-
-def _cuda_available() -> bool:
-    try:
-        import torch
-
-        return torch.cuda.is_available()
-    except Exception:
-        return False
+# the local cache
 
 
 def _is_cached(repo_id: str) -> bool:
@@ -186,7 +136,7 @@ def _resolve(model: str | os.PathLike | Variant | None, task: str) -> tuple[str,
                 if close_names(choice):  # a typo of a family name ("7bb-instruct"), not a Hub id like "gpt2"
                     raise
         return choice, None
-    if not _cuda_available() or not hub_online():
+    if not hardware.cuda_available() or not hardware.hub_online():
         return "nano", None
     return _family_for(DEFAULT_SIZE, task)
 
@@ -197,6 +147,8 @@ def resolve_model(model: str | os.PathLike | Variant | None = None, *, task: str
     ``model`` argument > ``$CODELLAMA_COURSE_MODEL`` > nano (no CUDA GPU, or Hub unreachable) >
     ``codellama/CodeLlama-7b-hf`` (``-Instruct-hf`` for ``task="chat"``, ``-Python-hf`` for ``task="python"``).
     A bare size takes the task's flavour; ``task="infill"`` with ``34b``/``70b`` gives ``13b`` (they cannot infill).
+
+    Taught in: notebook 00 §3.
     """
     return _resolve(model, task)[0]
 
@@ -205,60 +157,9 @@ def resolve_model(model: str | os.PathLike | Variant | None = None, *, task: str
 # which precision, and does it fit
 
 
-def _capacity_bytes() -> tuple[int, str]:
-    """(bytes available for the model, where): free VRAM summed over GPUs, else available RAM."""
-    from .preflight import gpu_info, ram_info
-
-    gpus = gpu_info()
-    if gpus:
-        return sum(g["free_bytes"] for g in gpus), f"{len(gpus)}× {gpus[0]['name']}"
-    ram = ram_info()
-    return ram["available_bytes"], "CPU RAM"
-
-
-def auto_precision(variant: Variant | str | None = None) -> str:
-    """The precision ``load(precision="auto")`` uses on this machine (see the module docstring);
-    ``CODELLAMA_COURSE_PRECISION``, when set, is returned as given (``"nf4"`` stays ``"nf4"``)."""
-    import torch
-
-    forced = os.environ.get(PRECISION_ENV_VAR, "").strip().lower()
-    if forced and forced != "auto":
-        try:
-            normalize_precision(forced)
-        except ValueError as err:
-            raise ValueError(f"{PRECISION_ENV_VAR}={forced!r}: {err}; or unset it to let the course choose") from None
-        return forced
-    v = None
-    if variant is not None:
-        v = variant if isinstance(variant, Variant) else find_variant(str(variant))
-    if torch.cuda.is_available():
-        dense = "bf16" if gpu_has_native_bf16() else "fp16"  # a T4 emulates bf16: is_bf16_supported() says True
-        if v is not None:
-            from .memory import estimate_memory
-            from .quantization import bitsandbytes_status
-
-            need = estimate_memory(v, dense, FIT_CONTEXT_TOKENS).total_bytes
-            capacity, _ = _capacity_bytes()
-            if need > COMFORT * capacity and bitsandbytes_status()[0]:
-                return "4bit"
-        return dense
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        return "fp16"
-    if v is not None:
-        from .hardware import cpu_has_native_bf16
-
-        capacity, _ = _capacity_bytes()
-        share = 0.5 if cpu_has_native_bf16() else COMFORT  # emulated bf16: only when fp32 cannot fit
-        if v.n_params * 4 > share * capacity:
-            return "bf16"
-    return "fp32"
-
-
 def _check_fit(v: Variant, precision: str, label: str) -> None:
-    from .memory import estimate_memory
-
     est = estimate_memory(v, precision, FIT_CONTEXT_TOKENS)
-    capacity, where = _capacity_bytes()
+    capacity, where = hardware.capacity_bytes()
     if est.total_bytes <= capacity:
         return
     options = []
@@ -288,7 +189,7 @@ def _hub_config(model_id: str, token: str | None) -> dict | None:
 
     try:
         path = try_to_load_from_cache(model_id, "config.json")
-        if not isinstance(path, str) and hub_online():
+        if not isinstance(path, str) and hardware.hub_online():
             path = hf_hub_download(model_id, "config.json", token=token)
         if not isinstance(path, str):
             return None
@@ -305,8 +206,6 @@ _CHECKPOINT_FIELDS = ("hidden_size", "intermediate_size", "num_layers", "num_hea
 def _variant_from_checkpoint(model_id: str, token: str | None, known: Variant | None) -> Variant | None:
     """The variant as its own ``config.json`` describes it (read before any weights), so a fine-tune or a
     re-uploaded or shrunk copy is judged by what it is; the registry's entry only when no config is at hand."""
-    from .registry import variant_from_config
-
     cfg = _hub_config(model_id, token)
     if cfg is None:
         return known
@@ -343,7 +242,9 @@ def _weights_cached(model_id: str) -> bool:
 
 def download_notice(model_id: str, variant: Variant | None = None) -> str | None:
     """One line saying what ``load(model_id)`` is about to download and roughly how long that takes on
-    Colab, and how to stay on nano; None when nothing needs downloading (nano, a folder, cached weights)."""
+    Colab, and how to stay on nano; None when nothing needs downloading (nano, a folder, cached weights).
+
+    Taught in: notebook 00 §4."""
     if model_id == "nano" or Path(model_id).expanduser().is_dir() or _weights_cached(model_id):
         return None
     if variant is None:
@@ -362,6 +263,10 @@ def download_notice(model_id: str, variant: Variant | None = None) -> str | None
 
 @dataclass(frozen=True)
 class LoadInfo:
+    """What ``load()`` loaded, on which device, in which precision (``model.codellama_course_info``).
+
+    Taught in: notebook 00 §4."""
+
     model: str  # what was asked for, resolved ("nano", Hub id, folder)
     source: str  # what from_pretrained was given
     precision: str
@@ -398,13 +303,14 @@ def load(model: str | None = None, precision: str = "auto", *, task: str = "base
          token: str | None = None, check_fit: bool = True, verbose: bool = True, **kwargs):
     """Load ``(model, tokenizer)``: ``"nano"``, a Hub id, a family name (``"7b-instruct"``) or a local folder.
 
-    ``precision``: ``"auto"`` (see :func:`auto_precision`), ``"fp32"``, ``"bf16"``, ``"fp16"``, ``"8bit"``,
+    ``precision``: ``"auto"`` (see :func:`~codellama_course.memory.auto_precision`), ``"fp32"``, ``"bf16"``, ``"fp16"``, ``"8bit"``,
     ``"4bit"`` (= ``"nf4"``; also ``"fp4"``, ``"nf4-nodq"``, ``"fp4-nodq"``, or a ``BitsAndBytesConfig``: see
     ``quantization.py``). Extra keyword arguments go to ``AutoModelForCausalLM.from_pretrained``.
     Raises :class:`ModelNotAvailableError`, :class:`GatedModelError`, :class:`ModelWillNotFitError` or
     ``BitsAndBytesUnavailableError`` with what to do instead — before downloading anything.
+
+    Taught in: notebook 00 §4, notebook 01 §6.
     """
-    import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     model_id, why = _resolve(model, task)
@@ -428,35 +334,33 @@ def load(model: str | None = None, precision: str = "auto", *, task: str = "base
         source = label = model_id
         cached = _is_cached(model_id)
         if not cached:
-            if model_id.startswith("meta-llama/") and not hf_token_present(token):
+            if model_id.startswith("meta-llama/") and not hardware.hf_token_present(token):
                 fam = find_variant(model_id)
                 alt = f" or the ungated copy {fam.hub_id!r}" if fam else ""
                 raise GatedModelError(
                     f"{model_id!r} is a gated repository: accept Meta's license on its Hub page, then provide a "
                     "token — `hf auth login`, the HF_TOKEN environment variable, or in Colab the HF_TOKEN secret "
                     f"(key icon, with 'Notebook access' on). Or use{alt or ' an ungated copy'} or load('nano').")
-            if not hub_online():
+            if not hardware.hub_online():
                 raise ModelNotAvailableError(_not_available_message(model_id))
         variant = _variant_from_checkpoint(model_id, token, find_variant(model_id))
 
-    requested = precision  # "fp4", "nf4-nodq", a BitsAndBytesConfig...: quantization_config() keeps the details
-    precision = normalize_precision(precision)
-    if precision == "auto":
-        requested = auto_precision(variant)
-        precision = normalize_precision(requested)
+    spec = parse_precision(precision)  # "fp4", "nf4-nodq", a BitsAndBytesConfig...: the spec keeps the details
+    if spec.is_auto:
+        spec = parse_precision(auto_precision(variant))
     if check_fit and variant is not None:
-        _check_fit(variant, precision, label)
+        _check_fit(variant, spec.storage, label)
 
     load_kwargs: dict[str, Any] = {}
     # raises if bitsandbytes is missing, or if a layer shape is one bitsandbytes' CPU 4-bit kernel rejects
-    qconfig = quantization_config(requested, model=variant)
+    qconfig = quantization_config(spec, model=variant)
     if qconfig is not None:
         load_kwargs["quantization_config"] = qconfig
         load_kwargs["dtype"] = load_dtype(qconfig)
     else:
-        load_kwargs["dtype"] = torch_dtype(precision)
+        load_kwargs["dtype"] = torch_dtype(spec)
     if device_map == "default":
-        device_map = "auto" if torch.cuda.is_available() else None
+        device_map = "auto" if hardware.cuda_available() else None
     if device_map is not None:
         load_kwargs["device_map"] = device_map
     if token is not None:
@@ -470,7 +374,7 @@ def load(model: str | None = None, precision: str = "auto", *, task: str = "base
     lm = AutoModelForCausalLM.from_pretrained(source, **load_kwargs)
     lm.eval()
     device = str(next(lm.parameters()).device)
-    info = LoadInfo(model=label, source=source, precision=precision, device=device,
+    info = LoadInfo(model=label, source=source, precision=spec.storage, device=device,
                     footprint_bytes=lm.get_memory_footprint())
     lm.codellama_course_info = info  # what the notebooks print
     if verbose:

@@ -1,7 +1,8 @@
 """How much memory a Code Llama needs, computed from its architecture — no download.
 
-Taught in notebook 01 (section "How much memory?") and used by ``load()`` to refuse a model that
-cannot fit *before* downloading it, and by ``preflight()`` for the fit table.
+Taught in notebook 01 (section 5, "How much memory?") and used by ``load()`` to refuse a model that
+cannot fit *before* downloading it, to decide what ``precision="auto"`` means here (:func:`auto_precision`),
+and by ``preflight()`` for the fit table.
 
     total = weights + KV cache + activations
 
@@ -21,16 +22,19 @@ cannot fit *before* downloading it, and by ``preflight()`` for the fit table.
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
-from typing import Any, Iterable, Sequence
+from typing import Any
 
-from .quantization import DEFAULT_4BIT, PRECISIONS, normalize_precision
-from .registry import Variant, get_variant, variant_from_config, variant_from_folder
+import codellama_course.hardware as hardware  # probes called through the module: tests monkeypatch them
+from .precision import COMFORT, DEFAULT_4BIT, PRECISION_ENV_VAR, choose_precision, parse_precision
+from .registry import Variant, as_variant, find_variant
 
-__all__ = ["MemoryEstimate", "estimate_memory", "memory_table", "measure_model", "count_parameters",
-           "kv_cache_bytes", "plot_kv_cache", "GIB"]
+__all__ = ["MemoryEstimate", "estimate_memory", "kv_cache_bytes", "loaded_memory", "count_parameters", "fit_status",
+           "auto_precision", "FIT_CONTEXT_TOKENS", "GIB"]
 
 GIB = 2**30
+FIT_CONTEXT_TOKENS = 4096  # context assumed when checking that a model fits
 
 
 def _gib(n: float) -> float:
@@ -39,6 +43,10 @@ def _gib(n: float) -> float:
 
 @dataclass(frozen=True)
 class MemoryEstimate:
+    """What :func:`estimate_memory` returns: weights, KV cache and activations, in bytes (and GiB).
+
+    Taught in: notebook 01 §5."""
+
     model: str
     precision: str
     n_params: int
@@ -89,27 +97,6 @@ class MemoryEstimate:
         p.text(str(self))
 
 
-def _resolve(model: Any) -> Variant:
-    """Variant from a Variant, a family name/Hub id, "nano", a local folder, a config or a loaded model."""
-    if isinstance(model, Variant):
-        return model
-    if isinstance(model, str):
-        from pathlib import Path
-
-        if Path(model).is_dir() and (Path(model) / "config.json").exists():
-            v = get_variant(model) if model.rstrip("/").endswith("nano_model") else None
-            return v or variant_from_folder(model)
-        return get_variant(model)
-    config = getattr(model, "config", model)  # a PreTrainedModel or a PretrainedConfig
-    if hasattr(config, "to_dict"):
-        d = config.to_dict()
-        name = getattr(config, "name_or_path", None) or d.get("_name_or_path") or "model"
-        return variant_from_config(d, name=str(name).rstrip("/").split("/")[-1] or "model")
-    if isinstance(config, dict):
-        return variant_from_config(config)
-    raise TypeError(f"cannot estimate memory for {type(model).__name__}")
-
-
 def _linear_shapes(v: Variant) -> list[tuple[int, int]]:
     """(out_features, in_features) of every decoder nn.Linear that bitsandbytes converts."""
     h, q, kv, i = v.hidden_size, v.num_heads * v.head_dim, v.num_kv_heads * v.head_dim, v.intermediate_size
@@ -138,11 +125,17 @@ def _quantized_linear_bytes(v: Variant, precision: str, double_quant: bool, bloc
     return total, scales
 
 
-def _bytes(dtype_name: str) -> int:
-    return {"fp32": 4, "bf16": 2, "fp16": 2}[normalize_precision(dtype_name)]
+_DENSE_BYTES = {"fp32": 4, "bf16": 2, "fp16": 2}
 
 
-def estimate_memory(model: Any, precision: str = "fp16", context_tokens: int = 0, batch_size: int = 1, *,
+def _bytes(dtype: Any) -> int:
+    storage = parse_precision(dtype).storage
+    if storage not in _DENSE_BYTES:
+        raise ValueError(f"{dtype!r} is not a dense dtype: use fp32, bf16 or fp16")
+    return _DENSE_BYTES[storage]
+
+
+def estimate_memory(model: Any, precision: Any = "fp16", context_tokens: int = 0, batch_size: int = 1, *,
                     compute_dtype: str | None = None, kv_dtype: str | None = None,
                     double_quant: bool | None = None, blocksize: int | None = None) -> MemoryEstimate:
     """Estimate the memory of ``model`` (variant name, Hub id, "nano", folder, config or loaded model).
@@ -153,75 +146,82 @@ def estimate_memory(model: Any, precision: str = "fp16", context_tokens: int = 0
 
     >>> round(estimate_memory("7b", "fp16").weights_gib, 2)   # Meta's checkpoint: 12.55 GiB
     12.55
-    """
-    v = _resolve(model)
-    precision = normalize_precision(precision)
-    if precision == "auto":
-        from .loading import auto_precision
 
-        precision = normalize_precision(auto_precision(v))  # CODELLAMA_COURSE_PRECISION may say "nf4"
+    Taught in: notebook 01 §5."""
+    v = as_variant(model)
+    spec = parse_precision(precision)
+    if spec.is_auto:
+        spec = parse_precision(auto_precision(v))  # CODELLAMA_COURSE_PRECISION may say "nf4"
     if context_tokens < 0 or batch_size < 1:
         raise ValueError("context_tokens must be >= 0 and batch_size >= 1")
-    if precision in ("fp32", "bf16", "fp16"):
-        compute = precision if compute_dtype is None else normalize_precision(compute_dtype)
-        weights = v.n_params * _bytes(precision)
+    if not spec.quantized:
+        compute = spec.storage if compute_dtype is None else parse_precision(compute_dtype).storage
+        weights = v.n_params * _bytes(spec.storage)
         scales = 0
     else:
-        compute = normalize_precision(compute_dtype or "bf16")
+        compute = parse_precision(compute_dtype or "bf16").storage
         dq = DEFAULT_4BIT["double_quant"] if double_quant is None else double_quant
         bs = blocksize or DEFAULT_4BIT["blocksize"]
-        linear, scales = _quantized_linear_bytes(v, precision, dq, bs)
+        linear, scales = _quantized_linear_bytes(v, spec.storage, dq, bs)
         dense_params = v.n_params - v.linear_params()  # embeddings, lm_head, norms
         weights = linear + dense_params * _bytes(compute)
     kv_b = _bytes(kv_dtype or compute)
     kv = int(v.kv_bytes_per_token(kv_b) * context_tokens * batch_size)
     act = context_tokens * batch_size * (2 * v.hidden_size + 3 * v.intermediate_size) * _bytes(compute)
-    return MemoryEstimate(model=v.name, precision=precision, n_params=v.n_params, context_tokens=context_tokens,
+    return MemoryEstimate(model=v.name, precision=spec.storage, n_params=v.n_params, context_tokens=context_tokens,
                           batch_size=batch_size, weights_bytes=int(weights), quant_state_bytes=int(scales),
                           kv_cache_bytes=kv, overhead_bytes=int(act))
 
 
 def kv_cache_bytes(model: Any, context_tokens: int, batch_size: int = 1, dtype: str = "fp16") -> int:
-    """K+V cache size alone."""
-    return int(_resolve(model).kv_bytes_per_token(_bytes(dtype)) * context_tokens * batch_size)
+    """K+V cache size alone.
+
+    Taught in: notebook 01 §4."""
+    return int(as_variant(model).kv_bytes_per_token(_bytes(dtype)) * context_tokens * batch_size)
 
 
-class MemoryTable(list):
-    """Rows of :class:`MemoryEstimate`; prints as a model × precision grid of total GiB."""
+def fit_status(need_bytes: float, capacity_bytes: float) -> str:
+    """"fits" (≤ 85 % of the memory), "tight" (≤ 100 %: may work with short prompts), or "no".
 
-    def grid(self) -> tuple[list[str], list[str], dict[tuple[str, str], MemoryEstimate]]:
-        models = list(dict.fromkeys(e.model for e in self))
-        precisions = list(dict.fromkeys(e.precision for e in self))
-        return models, precisions, {(e.model, e.precision): e for e in self}
-
-    def __str__(self) -> str:
-        models, precisions, cells = self.grid()
-        ctx = self[0].context_tokens if self else 0
-        title = f"GiB (weights + KV cache + activations for {ctx:,} tokens)" if ctx else "GiB of weights"
-        width = max([len(m) for m in models] + [5])
-        lines = [title, "model".ljust(width) + "".join(p.rjust(9) for p in precisions)]
-        for m in models:
-            row = "".join(f"{cells[(m, p)].total_gib:9.2f}" if (m, p) in cells else " " * 9 for p in precisions)
-            lines.append(m.ljust(width) + row)
-        return "\n".join(lines)
-
-    def __repr__(self) -> str:
-        return str(self)
+    Taught in: notebook 01 §5, notebook 05 §4."""
+    if capacity_bytes <= 0:
+        return "no"
+    ratio = need_bytes / capacity_bytes
+    return "fits" if ratio <= COMFORT else "tight" if ratio <= 1.0 else "no"
 
 
-def memory_table(models: Iterable[Any] | None = None, precisions: Sequence[str] = PRECISIONS,
-                 context_tokens: int = 0, batch_size: int = 1, **kwargs) -> MemoryTable:
-    """Estimates for every model × precision (default: the four base models)."""
-    if models is None:
-        models = ["7b", "13b", "34b", "70b"]
-    return MemoryTable(estimate_memory(m, p, context_tokens, batch_size, **kwargs) for m in models for p in precisions)
+def auto_precision(variant: Variant | str | None = None) -> str:
+    """The precision ``load(precision="auto")`` uses on this machine: the probes of
+    :mod:`codellama_course.hardware` and ``variant``'s size, decided by
+    :func:`~codellama_course.precision.choose_precision` (its docstring has the rules).
+    ``CODELLAMA_COURSE_PRECISION``, when set, is returned as given (``"nf4"`` stays ``"nf4"``).
+
+    Taught in: notebook 01 §6."""
+    forced = os.environ.get(PRECISION_ENV_VAR, "")
+    v = None
+    if variant is not None:
+        v = variant if isinstance(variant, Variant) else find_variant(str(variant))
+    cuda = hardware.cuda_available()
+    need = fp32 = None
+    capacity = 0
+    if v is not None and not (forced.strip() and forced.strip().lower() != "auto"):
+        capacity = hardware.capacity_bytes()[0]
+        need = lambda p: estimate_memory(v, p, FIT_CONTEXT_TOKENS).total_bytes  # noqa: E731
+        fp32 = v.n_params * 4
+    return choose_precision(
+        cuda=cuda, gpu_bf16=cuda and hardware.gpu_has_native_bf16(), mps=not cuda and hardware.mps_available(),
+        cpu_bf16=not cuda and v is not None and hardware.cpu_has_native_bf16(), capacity_bytes=capacity,
+        bitsandbytes_usable=cuda and v is not None and hardware.bitsandbytes_status()[0], need_bytes=need,
+        fp32_weights_bytes=fp32, forced=forced)
 
 
-def measure_model(model) -> dict[str, int]:
+def loaded_memory(model) -> dict[str, int]:
     """What a loaded model really occupies: parameters, buffers, and bitsandbytes scales.
 
     ``params + buffers`` equals ``model.get_memory_footprint()``; ``quant_state`` is the memory
-    ``get_memory_footprint()`` leaves out (absmax/code tensors of 4-bit weights, SCB of 8-bit ones)."""
+    ``get_memory_footprint()`` leaves out (absmax/code tensors of 4-bit weights, SCB of 8-bit ones).
+
+    Taught in: notebook 01 §6."""
     import torch
 
     params = sum(p.numel() * p.element_size() for p in model.parameters())
@@ -256,34 +256,11 @@ def count_parameters(model) -> int:
     keeps its original shape in ``p.quant_state.shape``; that is what is counted here. 8-bit weights store
     one int8 per weight, so their ``numel()`` is already right. transformers' ``model.num_parameters()`` agrees
     on a model it quantized itself (it doubles packed counts when ``is_loaded_in_4bit`` is set); this works on
-    any ``nn.Module``, also one quantized by hand (``benchmarks/bench_gpu_quantization.py``), on any device."""
+    any ``nn.Module``, also one quantized by hand (``benchmarks/bench_gpu_quantization.py``), on any device.
+
+    Taught in: notebook 00 §4."""
     total = 0
     for p in model.parameters():
         state = getattr(p, "quant_state", None)
         total += math.prod(state.shape) if state is not None else p.numel()
     return total
-
-
-def plot_kv_cache(models: Sequence[Any] = ("7b", "13b", "34b", "70b"), max_tokens: int = 100_000,
-                  dtype: str = "fp16", batch_size: int = 1, ax=None, mark: Sequence[int] = (16_384, 100_000)):
-    """Line chart: KV-cache GiB against context length, one line per model; returns the Axes."""
-    import matplotlib.pyplot as plt
-
-    if ax is None:
-        _, ax = plt.subplots(figsize=(7, 4))
-    xs = [int(max_tokens * k / 50) for k in range(51)]
-    for m in models:
-        v = _resolve(m)
-        per_tok = v.kv_bytes_per_token(_bytes(dtype)) * batch_size
-        label = f"{v.name} ({v.num_kv_heads} KV heads)"
-        ax.plot([x / 1000 for x in xs], [_gib(per_tok * x) for x in xs], label=label)
-    for x in mark:
-        if x <= max_tokens:
-            ax.axvline(x / 1000, color="grey", ls=":", lw=1)
-            ax.text(x / 1000, ax.get_ylim()[1] * 0.95, f" {x:,}", color="grey", fontsize=8, va="top")
-    ax.set_xlabel("context length (thousand tokens)")
-    ax.set_ylabel(f"KV cache, GiB ({dtype}, batch {batch_size})")
-    ax.set_title("KV cache grows linearly with context")
-    ax.legend()
-    ax.grid(alpha=0.3)
-    return ax

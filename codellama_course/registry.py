@@ -30,9 +30,10 @@ import json
 from dataclasses import dataclass
 from difflib import get_close_matches
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Any, Sequence
 
-__all__ = ["Variant", "VariantTable", "UnknownVariantError", "variants", "get_variant", "nano_dir"]
+__all__ = ["Variant", "VariantTable", "UnknownVariantError", "variants", "get_variant", "find_variant", "as_variant",
+           "nano_dir", "variant_from_config", "variant_from_folder", "llama_param_count"]
 
 LICENSE = "Llama 2 Community License (commercial use allowed; >700M MAU needs a Meta license)"
 NANO_LICENSE = "same as this course (trained by the course on its own data)"
@@ -62,7 +63,9 @@ INFILLING_CHOICE = (
 
 @dataclass(frozen=True)
 class Variant:
-    """One model of the family, with everything needed to reason about it offline."""
+    """One model of the family, with everything needed to reason about it offline.
+
+    Taught in: notebook 01 §1."""
 
     name: str  # short key: "7b", "7b-python", "13b-instruct", "nano"
     size: str  # "7B", "13B", "34B", "70B", "nano"
@@ -97,10 +100,6 @@ class Variant:
                                  self.num_kv_heads, self.head_dim, self.vocab_size, self.tie_word_embeddings)
 
     @property
-    def params(self) -> int:  # alias, reads well in tables
-        return self.n_params
-
-    @property
     def uses_gqa(self) -> bool:
         return self.num_kv_heads < self.num_heads
 
@@ -132,6 +131,9 @@ class Variant:
 
 def llama_param_count(hidden: int, intermediate: int, layers: int, heads: int, kv_heads: int, head_dim: int,
                       vocab: int, tied: bool = False) -> int:
+    """Exact parameter count of a Llama decoder (no biases) from its config numbers.
+
+    Taught in: notebook 01 §1."""
     attn = hidden * heads * head_dim * 2 + hidden * kv_heads * head_dim * 2  # q, o, k, v
     mlp = 3 * hidden * intermediate  # gate, up, down
     norms = 2 * hidden  # input + post-attention RMSNorm
@@ -202,12 +204,10 @@ FAMILY: tuple[Variant, ...] = _build_family()
 
 
 def nano_dir() -> Path:
-    try:
-        from .nano import NANO_DIR  # the lead's module owns the location
+    """The folder of the shipped nano model (``codellama_course/nano_model/``, a normal Hugging Face model folder).
 
-        return Path(NANO_DIR)
-    except Exception:  # nano.py not there yet (or broken): the documented default location
-        return Path(__file__).resolve().parent / "nano_model"
+    Taught in: notebook 00 §4, notebook 01 §1."""
+    return Path(__file__).resolve().parent / "nano_model"
 
 
 def _read_nano(folder: Path | None = None) -> Variant:
@@ -221,7 +221,9 @@ def _read_nano(folder: Path | None = None) -> Variant:
 
 def variant_from_config(cfg: dict, *, name: str = "custom", local_path: str | None = None,
                         infilling: bool = False) -> Variant:
-    """A :class:`Variant` for any Llama-architecture ``config.json`` (a dict), e.g. a fine-tune or nano."""
+    """A :class:`Variant` for any Llama-architecture ``config.json`` (a dict), e.g. a fine-tune or nano.
+
+    Taught in: notebook 01 §1."""
     heads = cfg["num_attention_heads"]
     rope = cfg.get("rope_parameters") or {}
     theta = float(rope.get("rope_theta", cfg.get("rope_theta") or 10_000.0))
@@ -247,7 +249,9 @@ def variant_from_config(cfg: dict, *, name: str = "custom", local_path: str | No
 
 
 def variant_from_folder(folder: str | Path, *, name: str | None = None) -> Variant:
-    """A :class:`Variant` read from a local Hugging Face model folder (its config.json and tokenizer)."""
+    """A :class:`Variant` read from a local Hugging Face model folder (its config.json and tokenizer).
+
+    Taught in: notebook 01 §1."""
     folder = Path(folder)
     cfg = json.loads((folder / "config.json").read_text(encoding="utf-8"))
     infill = any(p.exists() and "<PRE>" in p.read_text(encoding="utf-8", errors="ignore")
@@ -256,6 +260,9 @@ def variant_from_folder(folder: str | Path, *, name: str | None = None) -> Varia
 
 
 def nano_available() -> bool:
+    """Is the shipped nano model in place (its ``config.json``)?
+
+    Taught in: notebook 01 §1."""
     return (nano_dir() / "config.json").exists()
 
 
@@ -264,11 +271,15 @@ def nano_available() -> bool:
 
 
 class UnknownVariantError(LookupError):
-    pass
+    """A name that is not a Code Llama variant; the message suggests the closest names.
+
+    Taught in: notebook 01 §1."""
 
 
 class VariantTable(tuple):
-    """A tuple of :class:`Variant` that prints as a table (text in a terminal, HTML in Jupyter)."""
+    """A tuple of :class:`Variant` that prints as a table (text in a terminal, HTML in Jupyter).
+
+    Taught in: notebook 01 §1."""
 
     COLUMNS = ("name", "hub_id", "params", "vocab", "context", "rope θ", "GQA", "infill", "chat", "use for")
 
@@ -316,6 +327,8 @@ def variants(size: str | Sequence[str] | None = None, flavor: str | Sequence[str
 
     >>> [v.name for v in variants(size="7B")]
     ['7b', '7b-python', '7b-instruct']
+
+    Taught in: notebook 01 §1.
     """
     sizes = {s.upper() for s in ([size] if isinstance(size, str) else size or [])}
     flavors = {f.lower() for f in ([flavor] if isinstance(flavor, str) else flavor or [])}
@@ -357,6 +370,8 @@ def get_variant(name_or_id: str | Variant) -> Variant:
     Accepts ``"codellama/CodeLlama-7b-Instruct-hf"``, ``"meta-llama/CodeLlama-7b-Instruct-hf"``,
     ``"CodeLlama-7b-Instruct-hf"``, ``"7b-instruct"``, ``"nano"`` or the nano folder itself.
     Raises :class:`UnknownVariantError` (a ``LookupError``) with suggestions otherwise.
+
+    Taught in: notebook 01 §1.
     """
     if isinstance(name_or_id, Variant):
         return name_or_id
@@ -375,19 +390,42 @@ def get_variant(name_or_id: str | Variant) -> Variant:
 
 
 def close_names(name: str) -> list[str]:
-    """Short names of the family (and ``nano``) that look like ``name``: a typo's likely meaning."""
+    """Short names of the family (and ``nano``) that look like ``name``: a typo's likely meaning.
+
+    Taught in: notebook 00 §3."""
     norm = _norm(name)
     names = sorted(set(_aliases()) | {"nano"})
     return [c for c in get_close_matches(norm, names, n=3, cutoff=0.6) if c != norm]
 
 
 def find_variant(name_or_id: str) -> Variant | None:
-    """Like :func:`get_variant` but returns None for ids outside the family (fine-tunes, local folders)."""
+    """Like :func:`get_variant` but returns None for ids outside the family (fine-tunes, local folders).
+
+    Taught in: notebook 00 §3."""
     try:
         return get_variant(name_or_id)
     except (UnknownVariantError, FileNotFoundError):
         return None
 
 
-def iter_family(include_nano: bool = False) -> Iterator[Variant]:
-    yield from variants(include_nano=include_nano)
+def as_variant(model: Any) -> Variant:
+    """A :class:`Variant` from a Variant, a family name/Hub id, "nano", a local folder, a config or a loaded model.
+
+    Taught in: notebook 01 §5."""
+    if isinstance(model, Variant):
+        return model
+    if isinstance(model, (str, Path)):
+        model = str(model)
+        if Path(model).is_dir() and (Path(model) / "config.json").exists():
+            v = get_variant(model) if model.rstrip("/").endswith("nano_model") else None
+            return v or variant_from_folder(model)
+        return get_variant(model)
+    config = getattr(model, "config", model)  # a PreTrainedModel or a PretrainedConfig
+    if hasattr(config, "to_dict"):
+        d = config.to_dict()
+        name = getattr(config, "name_or_path", None) or d.get("_name_or_path") or "model"
+        return variant_from_config(d, name=str(name).rstrip("/").split("/")[-1] or "model")
+    if isinstance(config, dict):
+        return variant_from_config(config)
+    raise TypeError(f"cannot read a model's architecture from a {type(model).__name__}: pass a family name "
+                    "('7b'), a Hub id, 'nano', a model folder, a config (dict or PretrainedConfig) or a loaded model")

@@ -43,7 +43,8 @@ from pathlib import Path
 from typing import Any
 
 from .clients import EndpointUnreachableError, ServingError, check_endpoint, is_loopback
-from .loading import download_notice, hub_online, resolve_model
+from .hardware import hub_online
+from .loading import download_notice, resolve_model
 from .prompts import HUB_CHAT_TEMPLATE
 from .registry import nano_dir
 

@@ -125,7 +125,7 @@ def test_nano_evaluate_loss_feeds_the_model_on_its_device():
 def test_count_parameters_counts_4bit_weights_by_their_original_shape():
     pytest.importorskip("bitsandbytes")
     import codellama_course as cc
-    from codellama_course.quantization import bitsandbytes_status
+    from codellama_course.hardware import bitsandbytes_status
 
     if not bitsandbytes_status()[0]:
         pytest.skip(bitsandbytes_status()[1])
@@ -157,7 +157,7 @@ def test_precision_env_var_sets_what_auto_means(monkeypatch):
     import torch
 
     import codellama_course as cc
-    from codellama_course.loading import PRECISION_ENV_VAR
+    from codellama_course.precision import PRECISION_ENV_VAR
 
     monkeypatch.setenv(PRECISION_ENV_VAR, "BF16")
     assert cc.auto_precision("nano") == "bf16"

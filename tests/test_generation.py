@@ -440,12 +440,10 @@ def test_chat_errors(tok, model):
 
 
 # ------------------------------------------------------------------------------------------------
-# the shipped nano model (skips until it exists)
+# the shipped nano model
 # ------------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def nano():
-    if not (NANO_DIR / "config.json").is_file():
-        pytest.skip("the nano model is not there yet")
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     return (AutoModelForCausalLM.from_pretrained(str(NANO_DIR), dtype=torch.float32).eval(),

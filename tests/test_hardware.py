@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from codellama_course import hardware, loading, nano
+from codellama_course import hardware, memory, nano
 from codellama_course.tokenizer import MetaTokenizer
 
 GIB = 2**30
@@ -88,9 +88,9 @@ def test_auto_precision_on_cpu_asks_the_cpu(monkeypatch, native, capacity_gib, e
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.setattr(hardware, "cpu_has_native_bf16", lambda: native)
-    monkeypatch.setattr(loading, "_capacity_bytes", lambda: (capacity_gib * GIB, "CPU RAM"))
-    assert loading.auto_precision("7b") == expected
-    assert loading.auto_precision() == loading.auto_precision("nano") == "fp32"
+    monkeypatch.setattr(hardware, "capacity_bytes", lambda: (capacity_gib * GIB, "CPU RAM"))
+    assert memory.auto_precision("7b") == expected
+    assert memory.auto_precision() == memory.auto_precision("nano") == "fp32"
 
 
 @pytest.mark.parametrize("caps,expected", [

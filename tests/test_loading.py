@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
+import codellama_course.hardware as hardware
 import codellama_course.loading as loading
-import codellama_course.quantization as quantization
 from codellama_course import load, resolve_model
-from codellama_course.loading import (ENV_VAR, GatedModelError, LoadError, ModelNotAvailableError,
-                                      ModelWillNotFitError, auto_precision)
-from codellama_course.quantization import BitsAndBytesUnavailableError, normalize_precision, quantization_config
-from codellama_course.registry import nano_available
+from codellama_course.loading import ENV_VAR, GatedModelError, LoadError, ModelNotAvailableError, ModelWillNotFitError
+from codellama_course.memory import auto_precision
+from codellama_course.precision import normalize_precision
+from codellama_course.quantization import BitsAndBytesUnavailableError, quantization_config
 
 from _tiny_llama import make_tiny_llama
 
@@ -29,8 +29,8 @@ def no_env(monkeypatch):
 
 @pytest.fixture
 def gpu_online(monkeypatch, no_env):
-    monkeypatch.setattr(loading, "_cuda_available", lambda: True)
-    monkeypatch.setattr(loading, "hub_online", lambda timeout=2.0: True)
+    monkeypatch.setattr(hardware, "cuda_available", lambda: True)
+    monkeypatch.setattr(hardware, "hub_online", lambda timeout=2.0: True)
 
 
 @pytest.fixture
@@ -57,14 +57,14 @@ def never_download(monkeypatch):
 # ---- resolve_model -------------------------------------------------------------------------
 
 def test_default_is_nano_without_gpu(monkeypatch, no_env):
-    monkeypatch.setattr(loading, "_cuda_available", lambda: False)
-    monkeypatch.setattr(loading, "hub_online", lambda timeout=2.0: True)
+    monkeypatch.setattr(hardware, "cuda_available", lambda: False)
+    monkeypatch.setattr(hardware, "hub_online", lambda timeout=2.0: True)
     assert resolve_model() == "nano"
     assert resolve_model(task="chat") == "nano"
 
 
 def test_default_is_nano_offline(monkeypatch, no_env):
-    monkeypatch.setattr(loading, "_cuda_available", lambda: True)
+    monkeypatch.setattr(hardware, "cuda_available", lambda: True)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     assert resolve_model() == "nano"
 
@@ -136,10 +136,10 @@ def test_auto_precision_cpu(monkeypatch):
     import torch
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    monkeypatch.setattr(loading, "_capacity_bytes", lambda: (16 * GIB, "CPU RAM"))
+    monkeypatch.setattr(hardware, "capacity_bytes", lambda: (16 * GIB, "CPU RAM"))
     assert auto_precision() == "fp32"
     assert auto_precision("7b") == "bf16"  # 25 GiB of fp32 weights > half of 16 GiB
-    monkeypatch.setattr(loading, "_capacity_bytes", lambda: (128 * GIB, "CPU RAM"))
+    monkeypatch.setattr(hardware, "capacity_bytes", lambda: (128 * GIB, "CPU RAM"))
     assert auto_precision("7b") == "fp32"
 
 
@@ -155,8 +155,8 @@ def test_auto_precision_gpu(monkeypatch, bf16, capacity, model, expected):
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: bf16)
-    monkeypatch.setattr(loading, "_capacity_bytes", lambda: (int(capacity * GIB), "GPU"))
-    monkeypatch.setattr(quantization, "bitsandbytes_status", lambda: (True, "test"))
+    monkeypatch.setattr(hardware, "capacity_bytes", lambda: (int(capacity * GIB), "GPU"))
+    monkeypatch.setattr(hardware, "bitsandbytes_status", lambda: (True, "test"))
     assert auto_precision(model) == expected
 
 
@@ -217,7 +217,7 @@ def test_typo_offline_suggests_the_real_id(monkeypatch, never_download):
 
 
 def test_gated_without_token(monkeypatch, never_download, no_token):
-    monkeypatch.setattr(loading, "hub_online", lambda timeout=2.0: True)
+    monkeypatch.setattr(hardware, "hub_online", lambda timeout=2.0: True)
     with pytest.raises(GatedModelError) as err:
         load("meta-llama/CodeLlama-7b-Instruct-hf")
     msg = str(err.value)
@@ -227,15 +227,15 @@ def test_gated_without_token(monkeypatch, never_download, no_token):
 
 def test_gated_with_token_goes_on_to_fit_check(monkeypatch, never_download, no_token):
     monkeypatch.setenv("HF_TOKEN", "hf_dummy_for_test")
-    monkeypatch.setattr(loading, "hub_online", lambda timeout=2.0: True)
-    monkeypatch.setattr(loading, "_capacity_bytes", lambda: (1 * GIB, "test GPU"))
+    monkeypatch.setattr(hardware, "hub_online", lambda timeout=2.0: True)
+    monkeypatch.setattr(hardware, "capacity_bytes", lambda: (1 * GIB, "test GPU"))
     with pytest.raises(ModelWillNotFitError):
         load("meta-llama/CodeLlama-7b-hf", "fp16")
 
 
 def test_will_not_fit_is_raised_before_download(monkeypatch, never_download):
-    monkeypatch.setattr(loading, "hub_online", lambda timeout=2.0: True)
-    monkeypatch.setattr(loading, "_capacity_bytes", lambda: (int(14.7 * GIB), "Tesla T4"))
+    monkeypatch.setattr(hardware, "hub_online", lambda timeout=2.0: True)
+    monkeypatch.setattr(hardware, "capacity_bytes", lambda: (int(14.7 * GIB), "Tesla T4"))
     with pytest.raises(ModelWillNotFitError) as err:
         load("codellama/CodeLlama-34b-hf", "fp16")
     msg = str(err.value)
@@ -261,23 +261,29 @@ def test_will_not_fit_for_a_fine_tune_reads_only_its_config(monkeypatch, never_d
         return str(tmp_path / filename)
 
     monkeypatch.setattr(huggingface_hub, "hf_hub_download", fake_download)
-    monkeypatch.setattr(loading, "hub_online", lambda timeout=2.0: True)
-    monkeypatch.setattr(loading, "_capacity_bytes", lambda: (int(22 * GIB), "RTX 4090"))
+    monkeypatch.setattr(hardware, "hub_online", lambda timeout=2.0: True)
+    monkeypatch.setattr(hardware, "capacity_bytes", lambda: (int(22 * GIB), "RTX 4090"))
     with pytest.raises(ModelWillNotFitError, match="some-org/Llama-70B-fine-tune"):
         load("some-org/Llama-70B-fine-tune", "4bit")
     assert fetched == ["config.json"]
 
 
 def test_will_not_fit_local_folder(tiny_dir, monkeypatch, never_download):
-    monkeypatch.setattr(loading, "_capacity_bytes", lambda: (1024, "test"))
+    monkeypatch.setattr(hardware, "capacity_bytes", lambda: (1024, "test"))
     with pytest.raises(ModelWillNotFitError):
         load(str(tiny_dir), "fp32")
 
 
 def test_check_fit_false_skips_the_check(tiny_dir, monkeypatch):
-    monkeypatch.setattr(loading, "_capacity_bytes", lambda: (1024, "test"))
+    import torch
+
+    monkeypatch.setattr(hardware, "capacity_bytes", lambda: (1024, "test"))
+    with pytest.raises(ModelWillNotFitError):  # the same call with the check refuses: 1 KiB cannot hold it
+        load(str(tiny_dir), "fp32", verbose=False)
     model, _ = load(str(tiny_dir), "fp32", check_fit=False, verbose=False)
-    assert model is not None
+    # loaded for real, in the precision asked for, past a capacity it does not fit in
+    assert next(model.parameters()).dtype == torch.float32
+    assert model.codellama_course_info.footprint_bytes > 1024
 
 
 def test_4bit_without_bitsandbytes(tiny_dir, monkeypatch):
@@ -286,7 +292,7 @@ def test_4bit_without_bitsandbytes(tiny_dir, monkeypatch):
     real_find_spec = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec",
                         lambda name, *a: None if name == "bitsandbytes" else real_find_spec(name, *a))
-    assert quantization.bitsandbytes_status()[0] is False
+    assert hardware.bitsandbytes_status()[0] is False
     for precision in ("4bit", "8bit"):
         with pytest.raises(BitsAndBytesUnavailableError, match="pip install") as err:
             load(str(tiny_dir), precision, verbose=False)
@@ -299,7 +305,6 @@ def test_missing_nano_folder_is_explained(monkeypatch, tmp_path, no_env):
         load("nano")
 
 
-@pytest.mark.skipif(not nano_available(), reason="nano model not built yet")
 def test_load_nano(capsys):
     model, tok = load("nano")
     assert model.codellama_course_info.model == "nano"
@@ -337,7 +342,7 @@ def test_fit_is_judged_by_the_checkpoint_config_not_the_table(monkeypatch, never
     _hub_cache(monkeypatch, tmp_path, "codellama/CodeLlama-70b-hf",
                {"config.json": _llama_config(64, 128, 2, 4, 1, 32016), "model.safetensors": ""})
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setattr(loading, "_capacity_bytes", lambda: (1 * GIB, "test GPU"))
+    monkeypatch.setattr(hardware, "capacity_bytes", lambda: (1 * GIB, "test GPU"))
     with pytest.raises(AssertionError, match="from_pretrained must not be called"):  # got past the fit check
         load("70b", "fp32")
     assert auto_precision(loading._variant_from_checkpoint("codellama/CodeLlama-70b-hf", None, None)) == "fp32"
@@ -347,7 +352,7 @@ def test_fit_with_the_real_config_still_refuses(monkeypatch, never_download, tmp
     _hub_cache(monkeypatch, tmp_path, "codellama/CodeLlama-70b-hf",
                {"config.json": _llama_config(8192, 28672, 80, 64, 8, 32016)})
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setattr(loading, "_capacity_bytes", lambda: (int(22 * GIB), "RTX 4090"))
+    monkeypatch.setattr(hardware, "capacity_bytes", lambda: (int(22 * GIB), "RTX 4090"))
     with pytest.raises(ModelWillNotFitError, match="Nothing was downloaded"):
         load("70b", "4bit")
 
@@ -360,8 +365,8 @@ def test_registry_numbers_when_no_config_is_at_hand(monkeypatch, never_download,
         raise OSError("no network")
 
     monkeypatch.setattr(huggingface_hub, "hf_hub_download", no_network)
-    monkeypatch.setattr(loading, "hub_online", lambda timeout=2.0: True)
-    monkeypatch.setattr(loading, "_capacity_bytes", lambda: (int(14.7 * GIB), "Tesla T4"))
+    monkeypatch.setattr(hardware, "hub_online", lambda timeout=2.0: True)
+    monkeypatch.setattr(hardware, "capacity_bytes", lambda: (int(14.7 * GIB), "Tesla T4"))
     with pytest.raises(ModelWillNotFitError, match="Tesla T4"):
         load("codellama/CodeLlama-13b-hf", "fp16")
 
@@ -371,8 +376,8 @@ def test_download_is_announced_before_it_starts(monkeypatch, never_download, cap
 
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path))  # an empty cache
     monkeypatch.setattr(huggingface_hub, "hf_hub_download", lambda *a, **k: (_ for _ in ()).throw(OSError()))
-    monkeypatch.setattr(loading, "hub_online", lambda timeout=2.0: True)
-    monkeypatch.setattr(loading, "_capacity_bytes", lambda: (80 * GIB, "A100"))
+    monkeypatch.setattr(hardware, "hub_online", lambda timeout=2.0: True)
+    monkeypatch.setattr(hardware, "capacity_bytes", lambda: (80 * GIB, "A100"))
     with pytest.raises(AssertionError, match="from_pretrained"):
         load("codellama/CodeLlama-7b-hf", "bf16")
     out = capsys.readouterr().out

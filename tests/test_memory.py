@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from codellama_course import estimate_memory, get_variant
-from codellama_course.memory import GIB, kv_cache_bytes, measure_model, memory_table
-from codellama_course.registry import nano_available, nano_dir
+from codellama_course.lessons import memory_table
+from codellama_course.memory import GIB, kv_cache_bytes, loaded_memory
+from codellama_course.registry import nano_dir
 
 from _tiny_llama import make_tiny_llama
 
@@ -87,7 +88,7 @@ def _check_against_measurement(folder, precision):
     est = estimate_memory(str(folder), precision)
     footprint = model.get_memory_footprint()
     assert est.footprint_bytes == pytest.approx(footprint, rel=0.03)
-    real = measure_model(model)
+    real = loaded_memory(model)
     assert real["params"] + real["buffers"] == footprint
     assert est.weights_bytes == pytest.approx(real["params"] + real["quant_state"], rel=0.03)
     return est, real
@@ -100,10 +101,6 @@ def test_matches_measured_tiny_gqa_model(tiny_dir, precision):
         assert real["quant_state"] > 0 and est.quant_state_bytes == pytest.approx(real["quant_state"], rel=0.03)
 
 
-needs_nano = pytest.mark.skipif(not nano_available(), reason="nano model not built yet")
-
-
-@needs_nano
 @pytest.mark.parametrize("precision", ["fp32", "bf16", "4bit"])
 def test_matches_measured_nano(precision):
     _check_against_measurement(nano_dir(), precision)
@@ -123,3 +120,17 @@ def test_str_mentions_parts():
     e = estimate_memory("7b", "4bit", context_tokens=2048)
     s = str(e)
     assert f"{e.weights_gib:.2f}" in s and f"{e.kv_cache_gib:.2f}" in s and f"{e.total_gib:.2f}" in s
+
+
+@pytest.mark.parametrize("old,new", [("measure_model", "codellama_course.memory:loaded_memory"),
+                                     ("memory_table", "codellama_course.lessons:memory_table"),
+                                     ("measure_precisions", "codellama_course.lessons:measure_precisions"),
+                                     ("roofline_table", "codellama_course.lessons:roofline_table")])
+def test_moved_names_still_work_with_a_warning(old, new):
+    import importlib
+
+    import codellama_course as cc
+
+    module, name = new.split(":")
+    with pytest.warns(FutureWarning, match=f"from {module} import {name}"):
+        assert getattr(cc, old) is getattr(importlib.import_module(module), name)

@@ -107,7 +107,7 @@ def test_package_data_ships_the_nano_model():
 def test_version_is_single_sourced():
     import codellama_course
 
-    assert _pyproject()["tool"]["setuptools"]["dynamic"]["version"]["attr"] == "codellama_course.__version__"
+    assert _pyproject()["tool"]["setuptools"]["dynamic"]["version"]["attr"] == "codellama_course._version.__version__"
     assert re.match(r"^\d+\.\d+\.\d+", codellama_course.__version__)
 
 

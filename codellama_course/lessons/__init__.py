@@ -22,6 +22,26 @@ _EXPORTS: dict[str, str] = {
     "compare_chat": "tokens",
     "blog_output": "blog",
     "blog_examples": "blog",
+    # memory, fit and precision
+    "GPU": "fit",
+    "GPUS": "fit",
+    "get_gpu": "fit",
+    "fit_verdict": "fit",
+    "FamilyFit": "fit",
+    "family_fit": "fit",
+    "plot_family_fit": "fit",
+    "plot_fit_chart": "fit",
+    "bytes_read_per_token": "fit",
+    "roofline_tokens_per_s": "fit",
+    "roofline_table": "fit",
+    "MemoryTable": "fit",
+    "memory_table": "fit",
+    "plot_kv_cache": "fit",
+    "heldout_code": "precisions",
+    "measure_precisions": "precisions",
+    "PrecisionResult": "precisions",
+    "PrecisionTable": "precisions",
+    "plot_precisions": "precisions",
 }
 
 __all__ = sorted(_EXPORTS)
