@@ -268,6 +268,8 @@ class Sandbox:
     :class:`SandboxUnavailable` where neither does), ``bwrap``, ``unshare``, or ``none`` -- plain
     processes, only when asked for by name, with a one-line warning. ``pid_namespace=False`` runs
     ``unshare`` without a PID namespace, as ``auto`` does where ``/proc`` cannot be mounted.
+
+    Taught in: notebook 06 §2, notebook 06 §5.
     """
 
     def __init__(
