@@ -17,7 +17,10 @@ from pathlib import Path
 import pytest
 
 import codellama_course
+from codellama_course.evaluation import Sandbox, SandboxWarning, read_problems
 from codellama_course.evaluation.worker import parts
+
+from _evaluation_helpers import NAMESPACED, sandbox_under
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE_DIR = ROOT / "codellama_course"
@@ -111,6 +114,27 @@ def test_the_candidate_interpreter_serves_without_a_zygote(tmp_path):
         os.close(to_cand_w)
         os.close(from_cand_r)
         assert proc.wait(timeout=30) == 0
+
+
+@pytest.mark.parametrize("kind", [*NAMESPACED, "none"])
+def test_strict_mode_without_the_zygote(kind, monkeypatch):
+    """Inside each sandbox, with the zygote switched off, strict mode starts the candidate interpreter and
+    still tells an honest answer from a forged one."""
+    from codellama_course.evaluation import sandbox
+
+    def no_zygote(role, config):
+        return parts.command(role, json.dumps(dict(json.loads(config), zygote=False)))
+
+    monkeypatch.setattr(sandbox, "worker_command", no_zygote)
+    problem = read_problems()["HumanEval/0"]  # its tests only compare with ==
+    forged = "    class Anything(int):\n        def __eq__(self, other):\n            return True\n    return Anything(7)\n"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SandboxWarning)  # isolation none says it is unconfined
+        with sandbox_under(kind, workers=1, timeout=5.0, quiet=True) as box:
+            honest, fake = box.run([Sandbox.job(problem, problem["canonical_solution"], strict=True),
+                                    Sandbox.job(problem, forged, strict=True)])
+    assert honest["strict_result"] == "passed", honest
+    assert fake["passed"] and fake["strict_result"] == "failed: AssertionError", fake
 
 
 def test_renamed_names_warn_and_still_work():
