@@ -14,11 +14,11 @@ TEXT = ""  # SOURCES as one JSON argument
 
 
 def install(sources, text):
-    """What :mod:`.boot` received (inside the sandbox)."""
-    global TEXT
-    SOURCES.clear()
-    SOURCES.update(sources)
-    TEXT = text
+    """Hold the parts: what :mod:`.boot` received (inside the sandbox) or :func:`collect` read (on the
+    host). Rebinds the names, never edits them in place: the evaluator's threads that start workers may
+    be reading them."""
+    global SOURCES, TEXT
+    SOURCES, TEXT = dict(sources), text
 
 
 def collect():
@@ -39,8 +39,9 @@ def command(role, *args, site=True):
     if not TEXT:
         sources = collect()
         install(sources, json.dumps(sources))
+    sources, text = SOURCES, TEXT
     flags = ["-I"] if site else ["-I", "-S"]
-    return [sys.executable, *flags, "-c", SOURCES["boot.py"], TEXT, role, *(str(a) for a in args)]
+    return [sys.executable, *flags, "-c", sources["boot.py"], text, role, *(str(a) for a in args)]
 
 
 def javascript(*names):
