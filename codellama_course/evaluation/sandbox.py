@@ -4,7 +4,7 @@ Layout (see docs/evaluation.md for the full threat table)::
 
     evaluator (this module, outside every namespace)
       |-- worker 0: bwrap or unshare [read-only /, private /tmp, no network, own PID/IPC/UTS namespaces]
-      |      `-- python worker/      (trusted; started once; forks one child per sample)
+      |      `-- python -I -c <worker/boot.py> ...  (trusted; started once; forks one child per sample)
       |             `-- sample child (new session, own uid, rlimits, scratch cwd, empty env)
       `-- worker 1 ...
 
