@@ -38,7 +38,10 @@ ISOLATIONS = ("bwrap", "unshare", "none")
 
 
 class SandboxUnavailable(RuntimeError):
-    """No namespace isolation works here, and ``isolation="none"`` was not asked for."""
+    """No namespace isolation works here, and ``isolation="none"`` was not asked for.
+
+    Taught in: notebook 06 §2, notebook 06 §5.
+    """
 
 
 def is_root() -> bool:
