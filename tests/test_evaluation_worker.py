@@ -170,3 +170,20 @@ def test_a_built_wheel_ships_the_javascript(tmp_path):
     for name in JS_FILES:
         assert f"codellama_course/evaluation/worker/js/{name}" in names, name
     assert "codellama_course/evaluation/worker/boot.py" in names
+
+
+def test_the_evaluation_helpers_point_at_real_sections_of_notebook_06():
+    """Every ``Taught in:`` line in the evaluation package names a heading notebook 06 has."""
+    cells = json.loads((ROOT / "notebooks" / "06_evaluation.ipynb").read_text())["cells"]
+    headings = re.findall(r"^## (.+?)\s*$", "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "markdown"),
+                          re.MULTILINE)
+    lines = [(path.name, m) for path in sorted((PACKAGE_DIR / "evaluation").glob("*.py"))
+             for m in re.findall(r"^\s*Taught in: (.+?)\.\s*$", path.read_text(), re.MULTILINE)]
+    assert len(lines) >= 20 and any("deep dive" in line for _, line in lines)
+    for name, line in lines:
+        for ref in line.split(", "):
+            m = re.fullmatch(r'notebook 06 (?:§(\d+)|deep dive "([^"]+)")', ref)
+            assert m, (name, ref)
+            section, dive = m.groups()
+            assert any(h.startswith(f"{section}. ") for h in headings) if section else f"Deep dive: {dive}" in headings, (
+                name, ref, headings)

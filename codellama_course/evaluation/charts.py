@@ -158,7 +158,7 @@ def plot_leaderboard(ours: Mapping[str, float] | None = None, column: str = "hum
                      models: Sequence[str] | None = None):
     """The blog's table as bars (pass@1 %), with our runs (``{label: pass@1 in %}``) highlighted.
 
-    Taught in: notebook 06 §4.
+    Taught in: notebook 06 deep dive "reproducing a row on a GPU".
     """
     import matplotlib.pyplot as plt
 

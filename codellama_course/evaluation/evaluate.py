@@ -109,7 +109,7 @@ def evaluate_functional_correctness(
     Returns ``{"pass@k": value}`` for every k <= the number of samples per task; in strict mode the
     dict also has ``"strict pass@k"`` entries.
 
-    Taught in: notebook 06 §4.
+    Taught in: notebook 06 deep dive "reproducing a row on a GPU".
     """
     # Boot the sandbox workers (bubblewrap + interpreter start-up, in their own processes) while
     # this process reads the problems and samples and imports numpy.

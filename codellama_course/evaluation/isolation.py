@@ -40,7 +40,7 @@ ISOLATIONS = ("bwrap", "unshare", "none")
 class SandboxUnavailable(RuntimeError):
     """No namespace isolation works here, and ``isolation="none"`` was not asked for.
 
-    Taught in: notebook 06 §2, notebook 06 §5.
+    Taught in: notebook 06 §2, notebook 06 deep dive "running untrusted code".
     """
 
 

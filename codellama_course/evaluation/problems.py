@@ -176,7 +176,7 @@ def load_multipl_e_js(revision: str = MULTIPL_E_REVISION, cache_dir: str | None 
     remote code) and download ``prompts/humaneval-js-reworded.json`` from it. Newer revisions store
     parquet files, read with ``pyarrow`` when it is installed.
 
-    Taught in: notebook 06 §4.
+    Taught in: notebook 06 deep dive "reproducing a row on a GPU".
     """
     try:
         from huggingface_hub import HfApi, hf_hub_download

@@ -262,7 +262,7 @@ def generate(
     the config (``n_samples=10, temperature=0.8``). Already-written samples are kept: the run
     continues with the tasks and batches that are missing. Returns the path.
 
-    Taught in: notebook 06 §3, notebook 06 §4.
+    Taught in: notebook 06 §3, notebook 06 deep dive "reproducing a row on a GPU".
     """
     if overrides:
         config = replace(config, **overrides)

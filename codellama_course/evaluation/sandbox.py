@@ -269,7 +269,7 @@ class Sandbox:
     processes, only when asked for by name, with a one-line warning. ``pid_namespace=False`` runs
     ``unshare`` without a PID namespace, as ``auto`` does where ``/proc`` cannot be mounted.
 
-    Taught in: notebook 06 §2, notebook 06 §5.
+    Taught in: notebook 06 §2, notebook 06 deep dive "running untrusted code".
     """
 
     def __init__(
