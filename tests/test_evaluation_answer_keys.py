@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from codellama_course.evaluation import (
-    JS_STOP,
-    PYTHON_STOP,
+    HUMANEVAL_STOP_SEQUENCES,
+    MULTIPL_E_JS_STOP_SEQUENCES,
     Sandbox,
     js_offline_problems,
     read_problems,
@@ -70,16 +70,16 @@ def test_stop_sequences_rescue_trailing_junk():
     some = dict(list(PROBLEMS.items())[::4])
     raw = run(some, lambda p: p["canonical_solution"] + junk)
     assert passed(raw) == 0  # the junk is a syntax error
-    cut = run(PROBLEMS, lambda p: stop_at_stop_sequences(p["canonical_solution"] + junk, PYTHON_STOP))
+    cut = run(PROBLEMS, lambda p: stop_at_stop_sequences(p["canonical_solution"] + junk, HUMANEVAL_STOP_SEQUENCES))
     assert passed(cut) == 164
 
 
 def test_stop_at_stop_sequences():
-    assert stop_at_stop_sequences("    return 1\ndef f():\n", PYTHON_STOP) == "    return 1"
-    assert stop_at_stop_sequences("  return 1;\n}\n// done\nfunction g(){", JS_STOP) == "  return 1;\n}"
-    assert stop_at_stop_sequences("no stop here", PYTHON_STOP) == "no stop here"
+    assert stop_at_stop_sequences("    return 1\ndef f():\n", HUMANEVAL_STOP_SEQUENCES) == "    return 1"
+    assert stop_at_stop_sequences("  return 1;\n}\n// done\nfunction g(){", MULTIPL_E_JS_STOP_SEQUENCES) == "  return 1;\n}"
+    assert stop_at_stop_sequences("no stop here", HUMANEVAL_STOP_SEQUENCES) == "no stop here"
     # the earliest stop wins, whatever its position in the list
-    assert stop_at_stop_sequences("a\nprint(1)\nclass X", PYTHON_STOP) == "a"
+    assert stop_at_stop_sequences("a\nprint(1)\nclass X", HUMANEVAL_STOP_SEQUENCES) == "a"
 
 
 def test_js_offline_set_is_multipl_e_shaped():
@@ -88,7 +88,7 @@ def test_js_offline_set_is_multipl_e_shaped():
         assert tid.startswith("HumanEval_") and p["language"] == "js"
         assert p["prompt"].startswith("//") and p["prompt"].rstrip().endswith("{")
         assert p["test"].startswith("const assert = require('node:assert');")
-        assert p["stop_tokens"] == JS_STOP
+        assert p["stop_tokens"] == MULTIPL_E_JS_STOP_SEQUENCES
         assert p["humaneval_id"] in PROBLEMS
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from codellama_course.evaluation import LEADERBOARD, PYTHON_STOP, GenerationConfig, generate
+from codellama_course.evaluation import HUMANEVAL_STOP_SEQUENCES, LEADERBOARD, SamplingConfig, generate
 from codellama_course.evaluation.sampling import count_samples, read_samples
 
 TASKS = {f"T/{i}": {"task_id": f"T/{i}", "prompt": f"def f{i}(x):\n    \"\"\"doc\"\"\"\n", "language": "python"}
@@ -26,7 +26,7 @@ def test_leaderboard_defaults():
     assert (LEADERBOARD.n_samples, LEADERBOARD.temperature, LEADERBOARD.top_p, LEADERBOARD.max_length) == (
         50, 0.2, 0.95, 512)
     assert LEADERBOARD.strip_prompt and LEADERBOARD.batch_size is None
-    assert LEADERBOARD.stops_for("python") == PYTHON_STOP
+    assert LEADERBOARD.stops_for("python") == HUMANEVAL_STOP_SEQUENCES
     assert LEADERBOARD.stops_for("js") == ["\nfunction ", "\n/*", "\n//", "\nconsole.log"]
 
 
@@ -112,7 +112,7 @@ def test_local_transformers_model(tmp_path):
     model, tok = AutoModelForCausalLM.from_pretrained(folder), AutoTokenizer.from_pretrained(folder)
     problems = {f"t/{i}": {"task_id": f"t/{i}", "prompt": f"w{3 + i} w4 w5\n\n", "language": "python"} for i in range(2)}
     prompt_len = len(tok("w3 w4 w5").input_ids)
-    cfg = GenerationConfig(n_samples=3, batch_size=2, max_length=prompt_len + 6)
+    cfg = SamplingConfig(n_samples=3, batch_size=2, max_length=prompt_len + 6)
     a = generate(problems, tmp_path / "a.jsonl", model=model, tokenizer=tok, config=cfg, progress=False)
     rows = read_samples(a)
     assert [r["task_id"] for r in rows] == ["t/0"] * 3 + ["t/1"] * 3
@@ -123,7 +123,7 @@ def test_local_transformers_model(tmp_path):
     # a stop sequence cuts the completion
     word = rows[0]["completion"].split()[2]
     c = generate(problems, tmp_path / "c.jsonl", model=model, tokenizer=tok, progress=False,
-                 config=GenerationConfig(n_samples=3, batch_size=2, max_length=prompt_len + 6, stop=[" " + word]))
+                 config=SamplingConfig(n_samples=3, batch_size=2, max_length=prompt_len + 6, stop=[" " + word]))
     assert word not in read_samples(c)[0]["completion"]
 
 
@@ -175,7 +175,7 @@ def test_remote_tgi_endpoint(tmp_path, monkeypatch):
     params = body["parameters"]
     assert body["inputs"] == TASKS["T/0"]["prompt"].strip()
     assert params["temperature"] == 0.2 and params["top_p"] == 0.95 and params["do_sample"] is True
-    assert params["stop"] == PYTHON_STOP[:4] and 0 < params["max_new_tokens"] < 512
+    assert params["stop"] == HUMANEVAL_STOP_SEQUENCES[:4] and 0 < params["max_new_tokens"] < 512
 
 
 def test_remote_openai_compatible_endpoint(tmp_path):

@@ -37,12 +37,12 @@ _EXPORTS = {
     "stop_at_stop_sequences": "problems",
     "read_jsonl": "problems",
     "write_jsonl": "problems",
-    "PYTHON_STOP": "problems",
-    "JS_STOP": "problems",
+    "HUMANEVAL_STOP_SEQUENCES": "problems",
+    "MULTIPL_E_JS_STOP_SEQUENCES": "problems",
     "STOP_SEQUENCES": "problems",
     "MULTIPL_E_REVISION": "problems",
     "generate": "sampling",
-    "GenerationConfig": "sampling",
+    "SamplingConfig": "sampling",
     "LEADERBOARD": "sampling",
     "leaderboard_table": "charts",
     "leaderboard_source": "charts",
@@ -59,6 +59,10 @@ __all__ = sorted(_EXPORTS)
 def __getattr__(name: str) -> Any:
     module = _EXPORTS.get(name)
     if module is None:
+        from .renamed import RENAMED, new_name
+
+        if RENAMED.get(name, ("", ""))[1] in _EXPORTS:  # PYTHON_STOP, GenerationConfig: warn, give the new one
+            return __getattr__(new_name(__name__, name))
         raise AttributeError(f"module 'codellama_course.evaluation' has no attribute {name!r}")
     value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
     globals()[name] = value

@@ -58,6 +58,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The command line (``argv``: its arguments); returns the exit status (2 on bad input).
+
+    Taught in: notebook 06 deep dive "reproducing a row on a GPU".
+    """
     args = build_parser().parse_args(argv)
     from .evaluate import evaluate_functional_correctness
 

@@ -22,12 +22,18 @@ def _leaderboard() -> dict:
 
 
 def leaderboard_table() -> list[dict]:
-    """The Code Llama blog's table (pass@1 in %): ``model, hub_id, humaneval_python, multipl_e_js, ...``."""
+    """The Code Llama blog's table (pass@1 in %): ``model, hub_id, humaneval_python, multipl_e_js, ...``.
+
+    Taught in: notebook 06 §4.
+    """
     return [dict(r) for r in _leaderboard()["rows"]]
 
 
 def leaderboard_source() -> dict:
-    """Where the table comes from (URL, blog repository file and commit, evaluation settings)."""
+    """Where the table comes from (URL, blog repository file and commit, evaluation settings).
+
+    Taught in: notebook 06 §4.
+    """
     return dict(_leaderboard()["source"])
 
 
@@ -60,7 +66,10 @@ OUTCOMES = {
 
 
 def outcome(result: str) -> str:
-    """Category of a verdict: passed, wrong answer (AssertionError), error, timed out, crashed."""
+    """Category of a verdict: passed, wrong answer (AssertionError), error, timed out, crashed.
+
+    Taught in: notebook 06 §3.
+    """
     if result == "passed":
         return "passed"
     if result == "timed out":
@@ -89,7 +98,10 @@ def outcome_matrix(results: Sequence[Mapping], key: str = "result"):
 
 # ----------------------------------------------------------------------------- plots
 def plot_pass_at_k(runs, ax=None, ks: Sequence[int] | None = None, key: str = "passed"):
-    """pass@k against k for one run (a list of results) or several (``{label: results}``)."""
+    """pass@k against k for one run (a list of results) or several (``{label: results}``).
+
+    Taught in: notebook 06 §3.
+    """
     import matplotlib.pyplot as plt
 
     if ax is None:
@@ -116,7 +128,10 @@ def plot_pass_at_k(runs, ax=None, ks: Sequence[int] | None = None, key: str = "p
 
 
 def plot_outcome_strip(results: Sequence[Mapping], ax=None, key: str = "result", title: str | None = None):
-    """One column per task, one row per sample, coloured by outcome (passed, wrong answer, ...)."""
+    """One column per task, one row per sample, coloured by outcome (passed, wrong answer, ...).
+
+    Taught in: notebook 06 §3.
+    """
     import matplotlib.pyplot as plt
     from matplotlib.colors import ListedColormap
     from matplotlib.patches import Patch
@@ -141,7 +156,10 @@ def plot_outcome_strip(results: Sequence[Mapping], ax=None, key: str = "result",
 
 def plot_leaderboard(ours: Mapping[str, float] | None = None, column: str = "humaneval_python", ax=None,
                      models: Sequence[str] | None = None):
-    """The blog's table as bars (pass@1 %), with our runs (``{label: pass@1 in %}``) highlighted."""
+    """The blog's table as bars (pass@1 %), with our runs (``{label: pass@1 in %}``) highlighted.
+
+    Taught in: notebook 06 deep dive "reproducing a row on a GPU".
+    """
     import matplotlib.pyplot as plt
 
     table = leaderboard_table()

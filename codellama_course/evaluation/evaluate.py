@@ -49,7 +49,10 @@ def evaluate_samples(
     stats: dict | None = None,
     **sandbox_options,
 ) -> list[dict]:
-    """Run every sample (``task_id`` + ``completion``) and return the samples with verdicts added."""
+    """Run every sample (``task_id`` + ``completion``) and return the samples with verdicts added.
+
+    Taught in: notebook 06 §3.
+    """
     missing = sorted({s["task_id"] for s in samples} - set(problems))
     if missing:
         raise KeyError(f"samples for unknown task ids: {missing[:5]}{' ...' if len(missing) > 5 else ''}")
@@ -105,6 +108,8 @@ def evaluate_functional_correctness(
 
     Returns ``{"pass@k": value}`` for every k <= the number of samples per task; in strict mode the
     dict also has ``"strict pass@k"`` entries.
+
+    Taught in: notebook 06 deep dive "reproducing a row on a GPU".
     """
     # Boot the sandbox workers (bubblewrap + interpreter start-up, in their own processes) while
     # this process reads the problems and samples and imports numpy.
@@ -170,7 +175,10 @@ def _read_sample_file(sample_file) -> list[dict]:
 
 
 def task_table(results: Sequence[dict], ks: Sequence[int] = DEFAULT_KS, strict: bool = False) -> list[dict]:
-    """Per-task rows (``task_id, n, c, pass@k``; with strict, ``strict c`` and ``strict pass@k`` too)."""
+    """Per-task rows (``task_id, n, c, pass@k``; with strict, ``strict c`` and ``strict pass@k`` too).
+
+    Taught in: notebook 06 §3.
+    """
     from .passk import per_task
 
     rows = per_task(results, "passed", ks)

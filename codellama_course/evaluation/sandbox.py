@@ -4,7 +4,7 @@ Layout (see docs/evaluation.md for the full threat table)::
 
     evaluator (this module, outside every namespace)
       |-- worker 0: bwrap or unshare [read-only /, private /tmp, no network, own PID/IPC/UTS namespaces]
-      |      `-- python _worker.py   (trusted; started once; forks one child per sample)
+      |      `-- python -I -c <worker/boot.py> ...  (trusted; started once; forks one child per sample)
       |             `-- sample child (new session, own uid, rlimits, scratch cwd, empty env)
       `-- worker 1 ...
 
@@ -35,7 +35,6 @@ import time
 import warnings
 from collections import deque
 from dataclasses import dataclass, field
-from importlib import resources
 from typing import Callable, Sequence
 
 from .isolation import (
@@ -53,21 +52,13 @@ from .isolation import (
     under,
     unshare_argv,
 )
+from .worker.parts import command as worker_command
 
 __all__ = ["Sandbox", "SandboxWarning", "SandboxUnavailable", "detect_isolation"]
-
-_WORKER_SRC: str | None = None
 
 
 class SandboxWarning(UserWarning):
     pass
-
-
-def _worker_source() -> str:
-    global _WORKER_SRC
-    if _WORKER_SRC is None:
-        _WORKER_SRC = (resources.files("codellama_course.evaluation") / "_worker.py").read_text(encoding="utf-8")
-    return _WORKER_SRC
 
 
 MAX_WORKERS = 1000
@@ -174,9 +165,8 @@ class _Worker:
             "host_pidns": box._host_pidns,
             "node": box.node,
             "sys_path": [p for p in sys.path if p and os.path.isabs(p)],
-            "worker_src": _worker_source(),
         }
-        argv = box._command() + [sys.executable, "-I", "-c", _worker_source(), json.dumps(cfg)]
+        argv = box._command() + worker_command("worker", json.dumps(cfg))
         self.proc = _Spawner.popen(
             argv,
             stdin=subprocess.PIPE,
@@ -278,6 +268,8 @@ class Sandbox:
     :class:`SandboxUnavailable` where neither does), ``bwrap``, ``unshare``, or ``none`` -- plain
     processes, only when asked for by name, with a one-line warning. ``pid_namespace=False`` runs
     ``unshare`` without a PID namespace, as ``auto`` does where ``/proc`` cannot be mounted.
+
+    Taught in: notebook 06 §2, notebook 06 deep dive "running untrusted code".
     """
 
     def __init__(
