@@ -62,6 +62,18 @@ _EXPORTS: dict[str, str] = {
     "blog_output": "blog",
     # the nano model (notebook 08)
     "NANO_DIR": "nano",
+    # fine-tuning with LoRA and QLoRA (notebook 09)
+    "target_set": "finetuning_data",
+    "fim_codec": "finetuning_data",
+    "build_examples": "finetuning_data",
+    "infill_examples": "finetuning_data",
+    "lora_config": "finetuning",
+    "train_lora": "finetuning",
+    "heldout_loss": "finetuning",
+    "adapter_size": "finetuning",
+    "qlora_bnb_config": "finetuning",
+    "prepare_qlora": "finetuning",
+    "estimate_training_memory": "training_memory",
 }
 
 # Deprecated top-level names (kept for one release; each warns once per use with its new home).

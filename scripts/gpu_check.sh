@@ -65,6 +65,7 @@ if [ "$have_rehearsal" = 1 ]; then  # the longest jobs first
   plan+=("standins-7b-fp16	CODELLAMA_COURSE_PRECISION=fp16	$py scripts/rehearsal.py --sizes 7b --hf-home $work/hf-fp16")
   plan+=("standins-7b-4bit	CODELLAMA_COURSE_PRECISION=4bit	$py scripts/rehearsal.py --sizes 7b --hf-home $work/hf-4bit")
 fi
+plan+=("qlora-7b-shape	CODELLAMA_COURSE_MODEL=nano	$py benchmarks/bench_gpu_qlora.py --json $work/bench_gpu_qlora.json")
 for precision in "${precisions[@]}"; do
   for nb in "${notebooks[@]}"; do
     stem=$(basename "$nb" .ipynb)

@@ -11,6 +11,9 @@ from typing import Any
 
 # public name -> module in this package that defines it (each area adds its own lines)
 _EXPORTS: dict[str, str] = {
+    # fine-tuning
+    "InterruptAt": "finetuning",
+    "measure_training_peak": "finetuning",
 }
 
 __all__ = sorted(_EXPORTS)
