@@ -67,6 +67,7 @@ _EXPORTS: dict[str, str] = {
     "fim_codec": "finetuning_data",
     "build_examples": "finetuning_data",
     "infill_examples": "finetuning_data",
+    "KITCHEN_PROMPTS": "finetuning_data",
     "lora_config": "finetuning",
     "train_lora": "finetuning",
     "heldout_loss": "finetuning",

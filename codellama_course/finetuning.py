@@ -29,7 +29,10 @@ def _linear_names(model: Any) -> set[str]:
 
     names = set()
     for name, module in model.named_modules():
-        if isinstance(module, torch.nn.Linear) or type(module).__name__ in ("Linear4bit", "Linear8bitLt"):
+        if ".lora_" in name or name.endswith("base_layer"):  # inside a layer peft already wrapped
+            continue
+        if (isinstance(module, torch.nn.Linear) or hasattr(module, "base_layer")
+                or type(module).__name__ in ("Linear4bit", "Linear8bitLt")):
             names.add(name.rsplit(".", 1)[-1])
     return names
 

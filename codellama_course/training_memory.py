@@ -11,7 +11,7 @@
   the QLoRA paper's 16-bit baseline, "> 780 GB" for 65B, is 12 bytes per parameter).
 * **activations**: what the forward pass keeps for the backward one, per token and layer about
   ``7·hidden + 2·kv_dim + 4·intermediate`` values (norm inputs, q/k/v, attention output, the MLP's four
-  intermediates), plus ``6·hidden + intermediate`` for LoRA's dropout copies; with gradient checkpointing
+  intermediates), plus the inputs of the adapted modules again for LoRA's dropout; with gradient checkpointing
   only each layer's input and one layer at a time. The loss adds ``vocab × (dtype + 8)`` bytes per token
   (the logits, their fp32 copy and log-softmax). Rough on purpose: allocator slack, CUDA's context and
   the optimizer's temporaries are not counted.
@@ -147,8 +147,8 @@ def estimate_training_memory(model: Any, method: str = "lora", *, seq_len: int =
 
     h, kv, i = v.hidden_size, v.num_kv_heads * v.head_dim, v.intermediate_size
     per_layer = 7 * h + 2 * kv + 4 * i
-    if method != "full" and lora_dropout:
-        per_layer += 6 * h + i
+    if method != "full" and lora_dropout:  # dropout keeps its own copy of each adapted module's input
+        per_layer += sum(_module_shapes(v)[t][0] for t in target_modules)
     tokens = seq_len * batch_size
     layers = (v.num_layers * h + per_layer) if gradient_checkpointing else v.num_layers * per_layer
     activations = tokens * (layers * width + v.vocab_size * (width + 8))
