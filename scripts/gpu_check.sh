@@ -7,6 +7,7 @@
 # 1. benchmarks/bench_gpu_quantization.py, alone on the GPU (its timings go into notebook 05):
 #    fp16 vs NF4 on CodeLlama-7B's architecture next to the roofline.
 # 2. then, GPU_CHECK_JOBS at a time:
+#    - benchmarks/bench_gpu_qlora.py: a few QLoRA steps on CodeLlama-7B's shape, peak memory vs the estimate;
 #    - every notebook on nano, once per precision in GPU_CHECK_PRECISIONS (bf16, fp16, 4bit), selected
 #      through CODELLAMA_COURSE_PRECISION, which every load(precision="auto") follows;
 #    - the stand-ins of the real repos (scripts/rehearsal.py: real vocabularies, shrunk random weights):

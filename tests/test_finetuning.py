@@ -145,6 +145,7 @@ def test_adapter_saves_loads_onto_the_base_and_merges_with_the_same_logits(train
     assert trainable == cc.estimate_training_memory("nano", "lora", lora_r=8).trainable_params
     assert 4 * trainable <= cc.adapter_size(out / "adapter") < 4 * trainable + 64 * 1024  # fp32 + a header
     ids = torch.tensor([heldout[0]["input_ids"]])
+    model.eval()  # no LoRA dropout
     with torch.no_grad():
         trained_logits = model(input_ids=ids).logits
         reloaded = PeftModel.from_pretrained(cc.load("nano", precision="fp32", verbose=False)[0], out / "adapter")
@@ -245,3 +246,16 @@ def test_lora_estimate_is_within_35_percent_of_nanos_measured_peak():
     est = cc.estimate_training_memory("nano", "lora", seq_len=256, batch_size=8, dtype="fp32")
     predicted = est.total_bytes - est.weights_bytes
     assert abs(predicted - measured) / measured < 0.35, (predicted / 2**20, measured / 2**20)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the path without CUDA")
+def test_the_gpu_qlora_benchmark_skips_with_one_line_without_cuda():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_gpu_qlora.py"
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0
+    assert done.stdout.strip().splitlines() == ["bench_gpu_qlora: skipped, no CUDA GPU here "
+                                                "(torch.cuda.is_available() is False)."]
