@@ -107,6 +107,18 @@ def _check_examples(model: Any, examples: Sequence[dict[str, list[int]]], what: 
                          f"{context}: build the examples with seq_len <= {context}")
 
 
+def _checkpointing_args(enabled: bool) -> dict[str, Any]:
+    """Gradient checkpointing for ``TrainingArguments``, under the name this transformers uses (5.2x renamed
+    it ``activation_checkpointing``; Colab's 5.9 knows only the old one). Nothing when disabled."""
+    if not enabled:
+        return {}
+    from transformers import TrainingArguments
+
+    name = ("activation_checkpointing" if "activation_checkpointing" in TrainingArguments.__dataclass_fields__
+            else "gradient_checkpointing")
+    return {name: True, f"{name}_kwargs": {"use_reentrant": False}}
+
+
 def train_lora(model: Any, train_examples: Sequence[dict[str, list[int]]], output_dir: str | Path, *,
                max_steps: int = 60, batch_size: int = 8, learning_rate: float = 2e-3, warmup_steps: int = 5,
                save_steps: int = 20, logging_steps: int = 10, gradient_accumulation_steps: int = 1,
@@ -141,9 +153,8 @@ def train_lora(model: Any, train_examples: Sequence[dict[str, list[int]]], outpu
         warmup_steps=warmup_steps, lr_scheduler_type="cosine", weight_decay=0.0,
         logging_steps=logging_steps, save_strategy="steps", save_steps=save_steps, save_total_limit=2,
         seed=seed, data_seed=seed, report_to="none", disable_tqdm=not progress, use_cpu=not cuda,
-        bf16=bf16, fp16=cuda and not bf16, gradient_checkpointing=gradient_checkpointing,
-        gradient_checkpointing_kwargs={"use_reentrant": False} if gradient_checkpointing else None,
-        dataloader_num_workers=0, remove_unused_columns=False, **training_args)
+        bf16=bf16, fp16=cuda and not bf16, dataloader_num_workers=0, remove_unused_columns=False,
+        **_checkpointing_args(gradient_checkpointing), **training_args)
     pad_id = getattr(model.config, "pad_token_id", None)
     pad_id = pad_id if pad_id is not None else getattr(model.config, "eos_token_id", 0) or 0
     trainer = Trainer(model=model, args=args, train_dataset=_Examples(train_examples),

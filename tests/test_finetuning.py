@@ -37,6 +37,7 @@ def _fresh_lora(r: int = 8):
     from peft import get_peft_model
 
     model, _ = cc.load("nano", precision="fp32", verbose=False)
+    torch.manual_seed(0)  # LoRA's A matrices start random: the same seed, the same start
     return get_peft_model(model, cc.lora_config(model, r=r))
 
 

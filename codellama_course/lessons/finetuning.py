@@ -9,6 +9,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+# Importing transformers' Trainer imports bitsandbytes: the core's quantization module first installs the log
+# filters that drop bitsandbytes' machine-dependent notes about optional kernels (stored outputs stay stable).
+from .. import quantization  # noqa: F401
+
 __all__ = ["InterruptAt", "measure_training_peak"]
 
 
