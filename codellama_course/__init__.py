@@ -42,6 +42,16 @@ _EXPORTS: dict[str, str] = {
     "launch_playground": "playground",
     # evaluation (notebook 06)
     "pass_at_k": "evaluation",
+    # fine-tuning with LoRA and QLoRA (notebook 09); its target set: codellama_course.finetuning_data
+    "fim_codec": "finetuning_data",
+    "build_examples": "finetuning_data",
+    "lora_config": "finetuning",
+    "train_lora": "finetuning",
+    "heldout_loss": "finetuning",
+    "adapter_size": "finetuning",
+    "qlora_bnb_config": "finetuning",
+    "prepare_qlora": "finetuning",
+    "estimate_training_memory": "training_memory",
 }
 
 # Deprecated top-level names (kept for one release; each warns once per use with its new home).

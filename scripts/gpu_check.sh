@@ -7,6 +7,7 @@
 # 1. benchmarks/bench_gpu_quantization.py, alone on the GPU (its timings go into notebook 05):
 #    fp16 vs NF4 on CodeLlama-7B's architecture next to the roofline.
 # 2. then, GPU_CHECK_JOBS at a time:
+#    - benchmarks/bench_gpu_qlora.py: a few QLoRA steps on CodeLlama-7B's shape, peak memory vs the estimate;
 #    - every notebook on nano, once per precision in GPU_CHECK_PRECISIONS (bf16, fp16, 4bit), selected
 #      through CODELLAMA_COURSE_PRECISION, which every load(precision="auto") follows;
 #    - the stand-ins of the real repos (scripts/rehearsal.py: real vocabularies, shrunk random weights):
@@ -65,6 +66,7 @@ if [ "$have_rehearsal" = 1 ]; then  # the longest jobs first
   plan+=("standins-7b-fp16	CODELLAMA_COURSE_PRECISION=fp16	$py scripts/rehearsal.py --sizes 7b --hf-home $work/hf-fp16")
   plan+=("standins-7b-4bit	CODELLAMA_COURSE_PRECISION=4bit	$py scripts/rehearsal.py --sizes 7b --hf-home $work/hf-4bit")
 fi
+plan+=("qlora-7b-shape	CODELLAMA_COURSE_MODEL=nano	$py benchmarks/bench_gpu_qlora.py --json $work/bench_gpu_qlora.json")
 for precision in "${precisions[@]}"; do
   for nb in "${notebooks[@]}"; do
     stem=$(basename "$nb" .ipynb)

@@ -80,7 +80,7 @@ SOURCE_VARIABLE = "CODELLAMA_COURSE_SOURCE"
 
 # Extras a notebook's setup cell installs on Colab (by notebook number), besides the package itself.
 # "quant" (bitsandbytes) is added on any GPU runtime; notebooks 01 and 05 use it on the CPU as well.
-NOTEBOOK_EXTRAS = {"01": ("quant",), "05": ("quant",), "06": ("eval",), "07": ("serve",), "08": ("eval",)}
+NOTEBOOK_EXTRAS = {"01": ("quant",), "05": ("quant",), "06": ("eval",), "07": ("serve",), "08": ("eval",), "09": ("train",)}
 
 SETUP_TEMPLATE = r'''# NBVAL_IGNORE_OUTPUT
 {marker} (written by scripts/notebooks.py sync; edit it there).

@@ -97,6 +97,7 @@ def test_dry_run_plans_every_notebook_in_each_precision():
         for name in NOTEBOOKS:
             assert any(f"CODELLAMA_COURSE_PRECISION={precision}" in env and f"notebooks/{name} " in cmd
                        for _, env, cmd in jobs), (precision, name)
+    assert any("benchmarks/bench_gpu_qlora.py" in cmd for _, _, cmd in jobs)
     if (ROOT / "scripts" / "rehearsal.py").exists():
         assert any("rehearsal.py --sizes 7b,13b,34b,70b" in cmd for _, _, cmd in jobs)
     else:
@@ -124,7 +125,7 @@ def test_a_run_with_a_stub_gpu_reports_every_job(tmp_path):
     assert status == {"bench": "ok", "standins-auto": "timeout", "standins-7b-fp16": "ok", "standins-7b-4bit": "ok",
                       "nano-bf16-00": "ok", "nano-bf16-01": "ok", "nano-fp16-00": "ok", "nano-fp16-01": "ok",
                       "nano-4bit-00": "ok", "nano-4bit-01": "FAILED(1)"}
-    assert "summary: 8 passed, 2 not passed" in log
+    assert "summary: 9 passed, 2 not passed" in log  # + the QLoRA benchmark (qlora-7b-shape)
     assert "| fp16 | 12.55 GiB |" in log  # notebook 05's figures are in the log too
     # the precision reached each job
     job_log = (work / "logs" / "nano-fp16-01.log").read_text()
@@ -149,7 +150,7 @@ def test_a_run_without_the_rehearsal_says_so_and_fails(tmp_path):
     log = (out / "gpu_check.log").read_text()
     assert result.returncode == 1
     assert "stand-ins: NOT RUN, scripts/rehearsal.py is not in this checkout" in log
-    assert "summary: 3 passed, 1 not passed" in log
+    assert "summary: 4 passed, 1 not passed" in log
 
 
 def test_missing_packages_stop_the_run_before_anything_runs(tmp_path):

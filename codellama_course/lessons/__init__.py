@@ -42,6 +42,9 @@ _EXPORTS: dict[str, str] = {
     "PrecisionResult": "precisions",
     "PrecisionTable": "precisions",
     "plot_precisions": "precisions",
+    # fine-tuning
+    "InterruptAt": "finetuning",
+    "measure_training_peak": "finetuning",
 }
 
 __all__ = sorted(_EXPORTS)
