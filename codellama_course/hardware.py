@@ -251,7 +251,7 @@ def cpu_4bit_kernel_active() -> bool:
     That kernel repacks each weight at its first forward pass and needs ``out_features % 32 == 0`` and
     ``in_features % blocksize == 0``. Other CPUs use a slower generic path without that restriction.
 
-    Taught in: notebook 05 §6."""
+    Taught in: notebook 05 deep dive "pitfalls and fixes"."""
     try:
         import torch
 

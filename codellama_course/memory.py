@@ -258,7 +258,7 @@ def count_parameters(model) -> int:
     on a model it quantized itself (it doubles packed counts when ``is_loaded_in_4bit`` is set); this works on
     any ``nn.Module``, also one quantized by hand (``benchmarks/bench_gpu_quantization.py``), on any device.
 
-    Taught in: notebook 00 §4."""
+    Taught in: notebook 00 exercises."""
     total = 0
     for p in model.parameters():
         state = getattr(p, "quant_state", None)

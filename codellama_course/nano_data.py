@@ -291,7 +291,7 @@ def fim_split(
     With uniform cut points the middle is a third of its document on average, so a model learns
     that a gap in 40 lines of code holds about 13 of them and does not close a one-line gap.
 
-    Taught in: notebook 08 §2, notebook 08 §7.
+    Taught in: notebook 08 §2, notebook 08 deep dive "more training phases — teaching nano where a gap ends".
     """
     draw = rng.random() if short_middle_rate or line_middle_rate else 1.0
     if draw < line_middle_rate and "\n" in document:

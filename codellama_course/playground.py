@@ -77,7 +77,7 @@ EXAMPLES: list[str] = [
 class Details:
     """Everything about one generation: what was sent, what came back, and why it stopped.
 
-    Taught in: notebook 07 §5.
+    Taught in: notebook 07 deep dive "the playground".
     """
 
     mode: str = "completion"  # or "infill"
@@ -134,7 +134,7 @@ class InProcessBackend:
     helpers: :func:`codellama_course.complete` / :func:`codellama_course.infill` with ``stream=True``
     (notebooks 02-03). Prompts are token-exact (``<FILL_ME>``: Meta's infill layout, stop at ``▁<EOT>``).
 
-    Taught in: notebook 07 §5.
+    Taught in: notebook 07 deep dive "the playground".
     """
 
     def __init__(self, model: Any = None, tokenizer: Any = None, *, label: str | None = None):
@@ -215,7 +215,7 @@ class RemoteBackend:
     tokenizer; a folder or Hub id is loaded) is used to build ``<FILL_ME>`` prompts with the model's own
     special pieces and to show the ids the server should see; without one the Space's text template is sent.
 
-    Taught in: notebook 07 §5.
+    Taught in: notebook 07 deep dive "the playground".
     """
 
     def __init__(self, endpoint: Any, *, model: str | None = None, flavor: str = "transformers",
@@ -325,7 +325,7 @@ Under the output: the exact prompt and token ids that were sent, and why generat
 def build_app(backend: Any = None, *, title: str = "Code Llama playground", defaults: Sampling = SPACE_DEFAULTS):
     """The Gradio ``Blocks`` app around a backend (:class:`InProcessBackend` on nano when ``None``).
 
-    Taught in: notebook 07 §5.
+    Taught in: notebook 07 deep dive "the playground".
     """
     import gradio as gr
 
@@ -401,7 +401,7 @@ def _in_colab() -> bool:
 class Playground:
     """A running playground: ``.url``, ``.backend``, ``.stop()``; a context manager too.
 
-    Taught in: notebook 07 §5.
+    Taught in: notebook 07 deep dive "the playground".
     """
 
     def __init__(self, demo, url: str, backend: Any):
@@ -432,7 +432,7 @@ def launch_playground(model: Any = None, *, endpoint: Any = None, endpoint_model
     :class:`~codellama_course.serving.LocalServer` to use instead. Never creates a share link.
     ``inline=None`` embeds the app in the notebook on Colab only.
 
-    Taught in: notebook 07 §5.
+    Taught in: notebook 07 deep dive "the playground".
     """
     if isinstance(model, (InProcessBackend, RemoteBackend)):
         backend = model
@@ -460,7 +460,7 @@ def launch_playground(model: Any = None, *, endpoint: Any = None, endpoint_model
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m codellama_course.playground``: the playground from a terminal, until Ctrl+C.
 
-    Taught in: notebook 07 §5.
+    Taught in: notebook 07 deep dive "the playground".
     """
     p = argparse.ArgumentParser(prog="python -m codellama_course.playground",
                                 description="The Code Llama playground (Gradio), on nano or on an endpoint.")

@@ -257,7 +257,7 @@ def chat_prompt(messages: Sequence[Message], *, style: ChatStyle = "llama2") -> 
     dialog Meta accepts. ``style="70b"`` concatenates the segments Meta's ``dialog_prompt_tokens``
     encodes. For display: tokenize with :func:`chat_ids`, not by encoding this string.
 
-    Taught in: notebook 04 §2, notebook 04 §6.
+    Taught in: notebook 04 §2, notebook 04 deep dive "CodeLlama-70B-Instruct, a different format".
     """
     style = _check_style(style)
     if style == "llama2":
@@ -276,7 +276,7 @@ def chat_style(tokenizer: Any) -> ChatStyle:
     Raises ``ValueError`` for a transformers tokenizer that is recognisably a base or -Python
     Code Llama (no chat format); pass ``style=`` explicitly to override.
 
-    Taught in: notebook 04 §6.
+    Taught in: notebook 04 deep dive "CodeLlama-70B-Instruct, a different format".
     """
     enc = adapt(tokenizer)
     if enc.step_id is not None:
@@ -308,7 +308,7 @@ def chat_ids(tokenizer: Any, messages: Sequence[Message], *, style: ChatStyle | 
     there) ``enc(" Source: {role}")`` [+ ``enc("\\n\\n " + content)``] + ``<step>``, then
     ``enc(" Source: assistant\\nDestination: user") + enc("\\n\\n ")``. Stop at :func:`chat_stop_ids`.
 
-    Taught in: notebook 04 §2, notebook 04 §6.
+    Taught in: notebook 04 §2, notebook 04 deep dive "CodeLlama-70B-Instruct, a different format".
     """
     enc = adapt(tokenizer)
     style = _check_style(chat_style(tokenizer) if style is None else style)
@@ -337,7 +337,7 @@ def chat_ids(tokenizer: Any, messages: Sequence[Message], *, style: ChatStyle | 
 def chat_stop_ids(tokenizer: Any, style: ChatStyle | None = None) -> list[int]:
     """Ids that end the assistant's answer: ``[EOS]`` (llama2) or ``[EOS, <step>]`` (70b).
 
-    Taught in: notebook 04 §4, notebook 04 §6.
+    Taught in: notebook 04 §4, notebook 04 deep dive "CodeLlama-70B-Instruct, a different format".
     """
     enc = adapt(tokenizer)
     style = _check_style(chat_style(tokenizer) if style is None else style)

@@ -67,13 +67,13 @@ FP4_LEVELS = (-1.0, -2 / 3, -1 / 2, -1 / 3, -1 / 4, -1 / 6, -1 / 192, 0.0, 0.0, 
 class BitsAndBytesUnavailableError(ImportError):
     """4-bit/8-bit loading was asked for but bitsandbytes cannot be used here.
 
-    Taught in: notebook 05 §6."""
+    Taught in: notebook 05 deep dive "pitfalls and fixes"."""
 
 
 class UnsupportedLayerShapeError(ValueError):
     """A layer shape bitsandbytes' fused CPU 4-bit kernel cannot run; raised before loading.
 
-    Taught in: notebook 05 §6."""
+    Taught in: notebook 05 deep dive "pitfalls and fixes"."""
 
 
 class PrecisionFallbackWarning(UserWarning):
@@ -166,7 +166,7 @@ def check_4bit_shapes(model: Any, *, blocksize: int = DEFAULT_4BIT["blocksize"],
     only where that kernel runs (:func:`~codellama_course.hardware.cpu_4bit_kernel_active`), unless
     ``kernel_active`` says otherwise.
 
-    Taught in: notebook 05 §6."""
+    Taught in: notebook 05 deep dive "pitfalls and fixes"."""
     if kernel_active is None:
         kernel_active = hardware.cpu_4bit_kernel_active()
     if not kernel_active:

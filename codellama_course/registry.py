@@ -206,7 +206,7 @@ FAMILY: tuple[Variant, ...] = _build_family()
 def nano_dir() -> Path:
     """The folder of the shipped nano model (``codellama_course/nano_model/``, a normal Hugging Face model folder).
 
-    Taught in: notebook 00 §4, notebook 01 §1."""
+    Taught in: notebook 00 §4, notebook 01 §3."""
     return Path(__file__).resolve().parent / "nano_model"
 
 
@@ -371,7 +371,7 @@ def get_variant(name_or_id: str | Variant) -> Variant:
     ``"CodeLlama-7b-Instruct-hf"``, ``"7b-instruct"``, ``"nano"`` or the nano folder itself.
     Raises :class:`UnknownVariantError` (a ``LookupError``) with suggestions otherwise.
 
-    Taught in: notebook 01 §1.
+    Taught in: notebook 01 §3, notebook 01 §4.
     """
     if isinstance(name_or_id, Variant):
         return name_or_id

@@ -106,7 +106,7 @@ def complete(model: Any, tokenizer: Any, prompt: str | Sequence[str], *, max_new
     The prompt is encoded as Meta's reference does (BOS + SentencePiece on ``tokenizer.model``
     where available), and the output decoded keeping its first leading space.
 
-    Taught in: notebook 02 §2, notebook 02 §6.
+    Taught in: notebook 02 §2, notebook 02 §5.
     """
     check_knobs(max_new_tokens, temperature, top_p, num_samples)
     prompts_list, single = _as_list(prompt, "prompt")

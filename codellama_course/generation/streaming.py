@@ -72,7 +72,7 @@ class GenerationStream:
     Chunks never include a stop sequence or what follows it: text that could be the start of a stop
     sequence is held back until it is clear it is not.
 
-    Taught in: notebook 02 §5.
+    Taught in: notebook 02 deep dive "streaming".
     """
 
     def __init__(self, streamer: ContinuationStreamer, thread: threading.Thread, box: dict,

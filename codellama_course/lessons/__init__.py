@@ -21,7 +21,6 @@ _EXPORTS: dict[str, str] = {
     "compare_infill": "tokens",
     "compare_chat": "tokens",
     "blog_output": "blog",
-    "blog_examples": "blog",
     # memory, fit and precision
     "GPU": "fit",
     "GPUS": "fit",
@@ -37,11 +36,9 @@ _EXPORTS: dict[str, str] = {
     "MemoryTable": "fit",
     "memory_table": "fit",
     "plot_kv_cache": "fit",
-    "heldout_code": "precisions",
     "measure_precisions": "precisions",
     "PrecisionResult": "precisions",
     "PrecisionTable": "precisions",
-    "plot_precisions": "precisions",
     # fine-tuning
     "InterruptAt": "finetuning",
     "measure_training_peak": "finetuning",

@@ -27,7 +27,7 @@ def _data() -> dict[str, Any]:
 def blog_examples() -> tuple[str, ...]:
     """The examples of the post that have an entry: ``("completion", "infilling", "chat", "4bit")``.
 
-    Taught in: notebook 02 §7.
+    Taught in: notebook 02 deep dive "the blog's recipe, in transformers 5".
     """
     return tuple(_data()["examples"])
 
@@ -76,7 +76,7 @@ class BlogOutput:
 def blog_output(example: str) -> BlogOutput:
     """The post's recorded output for ``example`` (see :func:`blog_examples`), with its attribution.
 
-    Taught in: notebook 02 §7, notebook 03 §5, notebook 04 §4.
+    Taught in: notebook 02 deep dive "the blog's recipe, in transformers 5", notebook 03 §5, notebook 04 §6.
     """
     data = _data()
     try:

@@ -198,7 +198,7 @@ def bytes_read_per_token(model: Any, precision: str, context_tokens: int = 0) ->
     """Bytes a batch-1 decode step reads from memory: every weight once (the embedding table only one row,
     unless it is tied to ``lm_head``), the 4/8-bit scales, and the KV cache of ``context_tokens`` tokens.
 
-    Taught in: notebook 05 §5."""
+    Taught in: notebook 05 exercises."""
     v = as_variant(model)
     est = estimate_memory(v, precision, context_tokens)
     read = est.weights_bytes + est.kv_cache_bytes
@@ -212,7 +212,7 @@ def roofline_tokens_per_s(model: Any, precision: str, gpu: GPU | str | float, co
     """Upper bound of batch-1 decode speed: memory bandwidth ÷ bytes read per token (``gpu``: a GPU, a name,
     or a bandwidth in GB/s). Real kernels reach 60-90 % of it in fp16; bitsandbytes' 4-bit kernels less.
 
-    Taught in: notebook 05 §5."""
+    Taught in: notebook 05 exercises."""
     bw = gpu if isinstance(gpu, (int, float)) else (get_gpu(gpu) if isinstance(gpu, str) else gpu).bandwidth_gbs
     return bw * 1e9 / bytes_read_per_token(model, precision, context_tokens)
 
@@ -221,7 +221,7 @@ def roofline_table(model: Any = "7b", precisions: Sequence[str] = ("fp16", "8bit
                    gpus: Sequence[GPU] = GPUS, context_tokens: int = 0) -> str:
     """Printed: per GPU, the roofline tokens/s of ``model`` in each precision (where it fits).
 
-    Taught in: notebook 05 §5."""
+    Taught in: notebook 05 deep dive "how fast can decoding be? The roofline"."""
     name = as_variant(model).name
     head = f"{name}: decode roofline, tokens/s (batch 1, KV cache of {context_tokens:,} tokens); GB read per token: " + \
         ", ".join(f"{p} {bytes_read_per_token(model, p, context_tokens) / 1e9:.2f}" for p in precisions)

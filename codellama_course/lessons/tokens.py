@@ -60,7 +60,7 @@ def inspect_tokenizer(tokenizer: Any) -> TokenizerInfo:
     """Check a tokenizer: which backend builds the ids, special ids, and whether the transformers
     tokenizer segments whitespace like SentencePiece (probes such as ``"\\n    return"``).
 
-    Taught in: notebook 02 §2, notebook 03 §3.
+    Taught in: notebook 02 deep dive "the helper, checked against the raw calls", notebook 03 §3, notebook 04 exercises.
     """
     enc = adapt(tokenizer)
     try:
@@ -133,7 +133,7 @@ class IdDiff:
 def compare_ids(ours: Sequence[int], theirs: Sequence[int], tokenizer: Any = None) -> IdDiff:
     """Diff two id lists; with a ``tokenizer`` the printout shows the pieces too. ``print()`` it.
 
-    Taught in: notebook 03 §6, notebook 03 §8, notebook 04 §3.
+    Taught in: notebook 03 deep dive "transformers 5's `<FILL_ME>` path, side by side", notebook 03 §6, notebook 04 §3.
     """
     a, b = [int(i) for i in ours], [int(i) for i in theirs]
     sm = difflib.SequenceMatcher(a=a, b=b, autojunk=False)
@@ -160,7 +160,7 @@ def compare_infill(tokenizer: Any, prefix: str, suffix: str) -> IdDiff:
     Note: the transformers call itself changes a ``CodeLlamaTokenizer``'s state (its normalizer),
     which is one of the things this comparison is meant to show.
 
-    Taught in: notebook 03 §6.
+    Taught in: notebook 03 deep dive "transformers 5's `<FILL_ME>` path, side by side".
     """
     _require_hf(tokenizer, "compare_infill")
     theirs = tokenizer(prefix + FILL_TOKEN + suffix)["input_ids"]
@@ -173,7 +173,7 @@ def compare_chat(tokenizer: Any, messages: Sequence[Message], *, style: ChatStyl
     Uses the tokenizer's own ``chat_template`` when it has one for that style, else the Hub's
     (:data:`~codellama_course.prompts.HUB_CHAT_TEMPLATE` / :data:`~codellama_course.prompts.HUB_CHAT_TEMPLATE_70B`).
 
-    Taught in: notebook 04 §7.
+    Taught in: notebook 04 deep dive "`apply_chat_template` in transformers 5".
     """
     _require_hf(tokenizer, "compare_chat")
     style = chat_style(tokenizer) if style is None else style
