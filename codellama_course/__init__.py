@@ -1,8 +1,10 @@
 """codellama-course: the helpers behind the Code Llama notebooks.
 
-Every public name is importable from the top level (``codellama_course.load``).
-Submodules are imported lazily, so ``import codellama_course`` stays cheap and
-does not import torch until a helper that needs it is used.
+The core names a user needs are importable from the top level (``codellama_course.load``; README, "The
+library", lists them with the notebook section that teaches each). Plumbing stays in its submodule; the
+tables, charts and measurement harnesses only the lessons use are in ``codellama_course.lessons``.
+Submodules are imported lazily, so ``import codellama_course`` stays cheap and does not import torch
+until a helper that needs it is used.
 """
 
 from __future__ import annotations
