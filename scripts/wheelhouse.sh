@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Build an offline wheelhouse for a classroom: every package the course needs to run its notebooks (all extras,
+# JupyterLab and ipykernel), the course's own wheel (nano inside), the CPU-only torch, and the student copies of
+# the notebooks. Copy the folder to a USB stick or a LAN share; laptops install from it with no internet
+# (docs/TEACHING.md, "Room install"):
+#
+#   bash scripts/wheelhouse.sh [DIR]                     # default DIR: build/wheelhouse
+#   python3 -m venv course && course/bin/pip install --no-index --find-links DIR "codellama-course[quant,eval,serve]" jupyterlab
+#
+# The wheels are for this machine's Python version, OS and CPU: build on a machine like the laptops' (once per
+# kind in a mixed room). PYTHON names another interpreter; TORCH_SPEC another torch (as in scripts/setup.sh).
+# pip's cache is used, so a second build downloads nothing new.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DIR=${1:-build/wheelhouse}
+PY=${PYTHON:-$( [ -x .venv/bin/python ] && echo .venv/bin/python || echo python3 )}
+EXTRAS="quant,eval,serve"
+mkdir -p "$DIR"
+rm -f "$DIR"/codellama_course-*.whl
+
+# torch: pinned, and the CPU-only build (a laptop class has no NVIDIA GPUs to use; a CUDA build is GBs more)
+TORCH_ARGS=()
+while IFS= read -r arg; do TORCH_ARGS+=("$arg"); done < <("$PY" scripts/setup_checks.py torch-args --cpu)
+echo "==> downloading ${TORCH_ARGS[*]}"
+"$PY" -m pip download --disable-pip-version-check -q --dest "$DIR" "${TORCH_ARGS[@]}"
+
+# the course (its wheel, built from this checkout) and everything else; the torch above satisfies the course's
+# torch requirement (--find-links "$DIR"); sdists are built into wheels so that laptops need no build tools
+echo "==> building wheels for codellama-course[$EXTRAS], jupyterlab and ipykernel"
+"$PY" -m pip wheel --disable-pip-version-check -q --prefer-binary --find-links "$DIR" --wheel-dir "$DIR" \
+  ".[$EXTRAS]" jupyterlab ipykernel
+
+# the notebooks as students get them (exercises without solutions)
+"$PY" scripts/notebooks.py student --out "$DIR/notebooks" >/dev/null
+
+"$PY" - "$DIR" "$EXTRAS" <<'PYEOF'
+import platform, sys
+from pathlib import Path
+folder, extras = Path(sys.argv[1]), sys.argv[2]
+wheels = sorted(folder.glob("*.whl"))
+size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) / 2**20
+target = f"CPython {sys.version_info[0]}.{sys.version_info[1]} on {platform.system()} {platform.machine()}"
+print(f"==> {folder}: {len(wheels)} wheels, {size:.0f} MiB, for {target} (laptops need the same)")
+print("Install on each laptop, no internet needed:")
+print(f'  python3 -m venv course && course/bin/pip install --no-index --find-links {folder} '
+      f'"codellama-course[{extras}]" jupyterlab')
+print(f"  course/bin/jupyter lab {folder}/notebooks")
+PYEOF
