@@ -535,7 +535,7 @@ SKELETON = [
     ("code", "import codellama_course as cc\n"),
     ("markdown", "## Summary\n- ...\n"),
     ("markdown", "## Exercises\nEach exercise ends with an `assert` that checks your answer.\n"),
-    ("code", "# Exercise 1\n"),
+    ("code", "# your answer\nanswer = ...\n# check\nassert answer == ...\n"),  # tagged `exercise`
     ("markdown", "## What changed since the blog\n- ...\n"),
     ("markdown", "## Further reading\n- ...\n"),
 ]
@@ -558,6 +558,8 @@ def cmd_new(stem: str, title: str) -> int:
             nb.cells.append(nbf.v4.new_markdown_cell(src.format(num=m.group(1), title=title)))
         else:
             nb.cells.append(nbf.v4.new_code_cell(setup_cell(name) if src is None else src))
+            if src and src.startswith(teaching.ANSWER_MARK):
+                nb.cells[-1].metadata["tags"] = [teaching.EXERCISE_TAG]
     NOTEBOOK_DIR.mkdir(exist_ok=True)
     write(clean(nb, name), path)
     print(f"created {path.relative_to(ROOT)}")

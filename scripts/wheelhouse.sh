@@ -23,12 +23,18 @@ rm -f "$DIR"/codellama_course-*.whl
 TORCH_ARGS=()
 while IFS= read -r arg; do TORCH_ARGS+=("$arg"); done < <("$PY" scripts/setup_checks.py torch-args --cpu)
 echo "==> downloading ${TORCH_ARGS[*]}"
+rm -f "$DIR"/torch-*.whl
 "$PY" -m pip download --disable-pip-version-check -q --dest "$DIR" "${TORCH_ARGS[@]}"
+TORCH_WHEEL=$(cd "$DIR" && ls torch-*.whl)
 
-# the course (its wheel, built from this checkout) and everything else; the torch above satisfies the course's
-# torch requirement (--find-links "$DIR"); sdists are built into wheels so that laptops need no build tools
-echo "==> building wheels for codellama-course[$EXTRAS], jupyterlab and ipykernel"
-"$PY" -m pip wheel --disable-pip-version-check -q --prefer-binary --find-links "$DIR" --wheel-dir "$DIR" \
+# the course (its wheel, built from this checkout) and everything else, with exactly the torch above (a constraint:
+# the course accepts newer ones, which pip would otherwise fetch with their CUDA libraries); sdists are built
+# into wheels so that laptops need no build tools
+PIN=$(mktemp)
+trap 'rm -f "$PIN"' EXIT
+echo "torch==$(echo "$TORCH_WHEEL" | cut -d- -f2)" > "$PIN"
+echo "==> building wheels for codellama-course[$EXTRAS], jupyterlab and ipykernel ($(cat "$PIN"))"
+"$PY" -m pip wheel --disable-pip-version-check -q --prefer-binary --find-links "$DIR" -c "$PIN" --wheel-dir "$DIR" \
   ".[$EXTRAS]" jupyterlab ipykernel
 
 # the notebooks as students get them (exercises without solutions)

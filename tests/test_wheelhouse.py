@@ -2,7 +2,7 @@
 into a fresh virtual environment with every package index unreachable, and run notebook 00 there.
 
 It works in a second process started when collection ends (tests/conftest.py), beside the rest of the suite;
-these tests run last and wait for it. pip's cache makes a second build quick; the first downloads ~1 GB."""
+these tests run last and wait for it. pip's cache makes a second build quick; the first downloads ~0.4 GB."""
 
 from __future__ import annotations
 
@@ -70,5 +70,5 @@ def test_notebook_00_runs_in_the_room_install():
     errors = [o for c in nb["cells"] for o in c.get("outputs", []) if o["output_type"] == "error"]
     assert errors == []
     setup_cell = next(c for c in nb["cells"] if tools.SETUP_MARKER in "".join(c["source"]))
-    setup = "".join(o.get("text", "") for o in setup_cell["outputs"])
+    setup = "".join("".join(o.get("text", "")) for o in setup_cell["outputs"])
     assert "codellama_course " in setup and "GPU: none (CPU)" in setup, setup
