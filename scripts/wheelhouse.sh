@@ -27,15 +27,24 @@ rm -f "$DIR"/torch-*.whl
 "$PY" -m pip download --disable-pip-version-check -q --dest "$DIR" "${TORCH_ARGS[@]}"
 TORCH_WHEEL=$(cd "$DIR" && ls torch-*.whl)
 
-# the course (its wheel, built from this checkout) and everything else, with exactly the torch above (a constraint:
-# the course accepts newer ones, which pip would otherwise fetch with their CUDA libraries); sdists are built
-# into wheels so that laptops need no build tools
-PIN=$(mktemp)
-trap 'rm -f "$PIN"' EXIT
-echo "torch==$(echo "$TORCH_WHEEL" | cut -d- -f2)" > "$PIN"
-echo "==> building wheels for codellama-course[$EXTRAS], jupyterlab and ipykernel ($(cat "$PIN"))"
-"$PY" -m pip wheel --disable-pip-version-check -q --prefer-binary --find-links "$DIR" -c "$PIN" --wheel-dir "$DIR" \
-  ".[$EXTRAS]" jupyterlab ipykernel
+# the course's wheel (nano inside), built from a copy of this checkout: no build files left here, no clash with
+# another build of the checkout running at the same time
+TMP=$(mktemp -d)
+trap 'rm -rf "$TMP"' EXIT
+mkdir "$TMP/src"
+cp -r codellama_course pyproject.toml README.md LICENSE "$TMP/src/"
+find "$TMP/src" -name __pycache__ -prune -exec rm -rf {} +
+"$PY" -m pip wheel --disable-pip-version-check -q --no-deps --wheel-dir "$DIR" "$TMP/src"
+COURSE_WHEEL=$(cd "$DIR" && ls codellama_course-*.whl)
+
+# everything else, with exactly that course and the torch above (constraints: the course accepts newer torches,
+# which pip would otherwise fetch with their CUDA libraries); sdists are built into wheels, so that laptops need
+# no build tools
+printf 'torch==%s\ncodellama-course==%s\n' "$(echo "$TORCH_WHEEL" | cut -d- -f2)" "$(echo "$COURSE_WHEEL" | cut -d- -f2)" \
+  > "$TMP/pins.txt"
+echo "==> building wheels for codellama-course[$EXTRAS], jupyterlab and ipykernel ($(paste -sd' ' "$TMP/pins.txt"))"
+"$PY" -m pip wheel --disable-pip-version-check -q --prefer-binary --find-links "$DIR" -c "$TMP/pins.txt" \
+  --wheel-dir "$DIR" "codellama-course[$EXTRAS]" jupyterlab ipykernel
 
 # the notebooks as students get them (exercises without solutions)
 "$PY" scripts/notebooks.py student --out "$DIR/notebooks" >/dev/null
