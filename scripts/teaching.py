@@ -120,9 +120,14 @@ def check_leaks(exercise: Exercise) -> list[str]:
 
 
 def student_source(source: str) -> str:
-    """The exercise cell as a student gets it: placeholders for the solution, a "not solved yet" assert."""
+    """The exercise cell as a student gets it: placeholders for the solution (a function's shows its signature),
+    a "not solved yet" assert."""
     ex = parse_exercise(source)
-    placeholders = [f"{ex.indent}{name} = ...  {ANSWER_MARK}" for name in ex.names]
+    tree = ast.parse(textwrap.dedent("\n".join(ex.solution)))
+    signatures = {f.name: f"def {f.name}({ast.unparse(f.args)})" for f in tree.body
+                  if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef))}
+    placeholders = [f"{ex.indent}{name} = ...  {ANSWER_MARK}" + (f": {signatures[name]}" if name in signatures else "")
+                    for name in ex.names]
     if len(ex.names) == 1:
         guard = (f'assert {ex.names[0]} is not ..., "{NOT_SOLVED}: replace the ... with your answer"')
     else:

@@ -46,7 +46,7 @@ a = ...  # your answer
 b = ...  # your answer
 c = ...  # your answer
 total = ...  # your answer
-helper = ...  # your answer
+helper = ...  # your answer: def helper(x)
 # check
 assert all(v is not ... for v in (m, a, b, c, total, helper)), "not solved yet: replace each ... with your answer"
 assert helper(a) == 1'''
