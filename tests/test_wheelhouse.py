@@ -40,7 +40,11 @@ echo "==> done"
 
 
 RUN = BackgroundRun("wheelhouse-", _script, timeout_s=40 * 60)
-pytestmark = [pytest.mark.slow, pytest.mark.background(start=RUN.start)]
+
+
+def test_teaching_md_and_the_script_give_the_install_command_tested_here():
+    for where, folder in (("docs/TEACHING.md", "/path/to/wheelhouse"), ("scripts/wheelhouse.sh", "DIR")):
+        assert "course/bin/" + INSTALL.replace('"$D/wheelhouse"', folder) in (ROOT / where).read_text(), where
 
 
 def _finished() -> str:
@@ -49,11 +53,15 @@ def _finished() -> str:
     return output
 
 
+@pytest.mark.slow
+@pytest.mark.background(start=RUN.start)
 def test_the_course_installs_from_the_wheelhouse_without_an_index():
     output = _finished()
     assert f"course from {RUN.dir}/venv/" in output, output[-3000:]  # the wheel's copy, not this checkout
 
 
+@pytest.mark.slow
+@pytest.mark.background(start=RUN.start)
 def test_the_wheelhouse_holds_the_cpu_torch_and_the_course():
     _finished()
     wheels = [p.name for p in (RUN.dir / "wheelhouse").glob("*.whl")]
@@ -64,6 +72,8 @@ def test_the_wheelhouse_holds_the_cpu_torch_and_the_course():
     assert students == sorted(p.name for p in (ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 
 
+@pytest.mark.slow
+@pytest.mark.background(start=RUN.start)
 def test_notebook_00_runs_in_the_room_install():
     _finished()
     nb = json.loads((RUN.dir / "class" / "executed.ipynb").read_text())
