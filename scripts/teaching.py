@@ -92,7 +92,7 @@ def parse_exercise(source: str) -> Exercise:
         tree = ast.parse(textwrap.dedent("\n".join(solution)))
         check_tree = ast.parse(textwrap.dedent("\n".join(check)))
     except SyntaxError as exc:
-        raise ExerciseError(f"the solution or the check is not valid Python on its own ({exc.msg}); {layout}")
+        raise ExerciseError(f"the solution or the check is not valid Python on its own ({exc.msg}); {layout}") from None
     names = _bound_names(tree)
     if not names:
         raise ExerciseError("the solution assigns no name: make it set the answer, e.g. `answer = ...` or a `def`")
