@@ -207,8 +207,13 @@ def structure_problems(nb) -> list[str]:
     if summary > MAX_MAIN_PATH_CELLS:
         problems.append(f"the main path (the cells before '## Summary') has {summary} cells, more than "
                         f"{MAX_MAIN_PATH_CELLS}: move digressions into '## {DEEP_DIVE}<topic>' sections after the exercises")
+    section = ""
     for i, cell in enumerate(nb.cells):
+        if is_exercise(cell) and section != "Exercises" and not section.startswith(DEEP_DIVE):
+            problems.append(f"cell {i}: an exercise belongs under '## Exercises', or at the end of the deep dive "
+                            "whose material it needs")
         for h in headings(cell):
+            section = h
             if h.startswith(DEEP_DIVE) and not exercises < i < changed:
                 problems.append(f"cell {i}: '## {h}' must come after '## Exercises' and before "
                                 "'## What changed since the blog'")
@@ -251,11 +256,11 @@ class LearningTime(NamedTuple):
     deep_dive_topics: list[str]
 
 
-def _minutes(cells, is_setup_cell, exercise_cells: bool = False) -> float:
+def _minutes(cells, is_setup_cell) -> float:
     words = sum(len(_source(c).split()) for c in cells if c.get("cell_type") == "markdown")
     code = [c for c in cells if c.get("cell_type") == "code" and not is_setup_cell(c)]
-    per_cell = MINUTES_PER_EXERCISE if exercise_cells else MINUTES_PER_CODE_CELL
-    return words / WORDS_PER_MINUTE + per_cell * len(code)
+    exercises = sum(is_exercise(c) for c in code)
+    return words / WORDS_PER_MINUTE + MINUTES_PER_EXERCISE * exercises + MINUTES_PER_CODE_CELL * (len(code) - exercises)
 
 
 def _round5(minutes: float) -> int:
@@ -264,8 +269,9 @@ def _round5(minutes: float) -> int:
 
 def learning_minutes(nb, is_setup_cell) -> LearningTime:
     """Minutes a learner needs, estimated from the content: prose at WORDS_PER_MINUTE, each code cell
-    MINUTES_PER_CODE_CELL (the setup cell not counted), each exercise MINUTES_PER_EXERCISE; each part rounded
-    to 5 minutes. The main path counts What changed since the blog, not Further reading."""
+    MINUTES_PER_CODE_CELL (the setup cell not counted), each exercise MINUTES_PER_EXERCISE (one at the end of a
+    deep dive counts in the deep dive); each part rounded to 5 minutes. The main path counts What changed since
+    the blog, not Further reading."""
     main: list = []
     exercises: list = []
     deep: list = []
@@ -278,8 +284,7 @@ def learning_minutes(nb, is_setup_cell) -> LearningTime:
             topics.append(heading[len(DEEP_DIVE):])
         elif heading != "Further reading":
             main += cells
-    return LearningTime(_round5(_minutes(main, is_setup_cell)),
-                        _round5(_minutes(exercises, is_setup_cell, exercise_cells=True)),
+    return LearningTime(_round5(_minutes(main, is_setup_cell)), _round5(_minutes(exercises, is_setup_cell)),
                         _round5(_minutes(deep, is_setup_cell)), topics)
 
 

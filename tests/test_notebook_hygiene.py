@@ -224,13 +224,14 @@ def _nb(path: Path):
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_exercises_follow_the_convention(path):
-    """Every code cell under '## Exercises' with an assert is an exercise: tagged, '# your answer' ... '# check',
-    and its check does not show the expected answer."""
+    """Every code cell under '## Exercises' with an assert is an exercise; every exercise (there, or at the end of
+    a deep dive) is tagged, written '# your answer' ... '# check', and its check does not show the answer."""
     teaching = tools.teaching
-    exercises = [c for heading, cells in teaching.segments(_nb(path)) if heading == "Exercises" for c in cells
-                 if c.cell_type == "code" and "assert" in c.source]
-    assert exercises, "no exercise under '## Exercises'"
-    for cell in exercises:
+    nb = _nb(path)
+    under = [c for heading, cells in teaching.segments(nb) if heading == "Exercises" for c in cells
+             if c.cell_type == "code" and "assert" in c.source]
+    assert under, "no exercise under '## Exercises'"
+    for cell in under + [c for c in nb.cells if teaching.is_exercise(c)]:
         first = cell.source.splitlines()[0][:60]
         assert teaching.is_exercise(cell), f"exercise cell '{first}...' lacks the tag '{teaching.EXERCISE_TAG}'"
         try:
@@ -241,17 +242,9 @@ def test_exercises_follow_the_convention(path):
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
-def test_tagged_exercises_are_under_exercises(path):
-    nb = _nb(path)
-    outside = [i for i, c in enumerate(nb.cells) if tools.teaching.is_exercise(c)]
-    inside = [c.id for heading, cells in tools.teaching.segments(nb) if heading == "Exercises" for c in cells]
-    assert [nb.cells[i].id for i in outside if nb.cells[i].id not in inside] == []
-
-
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_one_main_path_and_deep_dives_after_the_exercises(path):
     """Main path (the cells before '## Summary') <= 25 cells; '## Deep dive: ...' only between the exercises
-    and '## What changed since the blog'."""
+    and '## What changed since the blog'; exercises only under '## Exercises' or in a deep dive."""
     assert tools.teaching.structure_problems(_nb(path)) == []
 
 

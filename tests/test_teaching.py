@@ -118,6 +118,7 @@ LESSON = _notebook(
     ("md", "## Deep dive: the inner workings\n" + _words(1800)),  # 10 min + 2 code cells = 3 min
     ("code", "deep = 1"),
     ("code", "deeper = 2"),
+    ("code", BRIEF_EXAMPLE, "exercise"),  # an exercise on the deep dive's material: 5 min
     ("md", "## What changed since the blog\n- nothing"),
     ("md", "## Further reading\n" + _words(5000)),  # not counted
 )
@@ -126,15 +127,15 @@ LESSON = _notebook(
 def test_learning_time_from_words_code_cells_and_exercises():
     t = tools.learning_time(LESSON)
     # main: 900 + a few words (5 min) + 10 code cells (15 min) = ~20 min; exercises: 2 x 5 min; deep dive:
-    # 1,800 words (10 min) + 2 code cells (3 min) = 13 -> 15 min
-    assert (t.main, t.exercises, t.deep_dives, t.deep_dive_topics) == (20, 10, 15, ["the inner workings"])
-    assert teaching.learning_text(t) == "~20 min main path + 10 min exercises + 15 min deep dives (optional)"
+    # 1,800 words (10 min) + 2 code cells (3 min) + 1 exercise (5 min) = 18 -> 20 min
+    assert (t.main, t.exercises, t.deep_dives, t.deep_dive_topics) == (20, 10, 20, ["the inner workings"])
+    assert teaching.learning_text(t) == "~20 min main path + 10 min exercises + 20 min deep dives (optional)"
 
 
 def test_sync_writes_the_learning_time_into_the_time_line_and_again_changes_nothing():
     nb = tools.clean(nbformat.from_dict(LESSON), "09_a_lesson.ipynb")
     title = nb.cells[0].source
-    assert ("**Time:** learning ~20 min main path + 10 min exercises + 15 min deep dives (optional) (estimate) · "
+    assert ("**Time:** learning ~20 min main path + 10 min exercises + 20 min deep dives (optional) (estimate) · "
             "CPU/nano < 1 min · **Hardware tier:** CPU/nano") in title
     assert tools.clean(nbformat.from_dict(nb), "09_a_lesson.ipynb").cells[0].source == title
 
@@ -144,7 +145,7 @@ def test_course_map_column_gets_each_notebooks_time():
               "| 09 | [A lesson](notebooks/09_a_lesson.ipynb) | old | ~10 s |\n\nafter")
     new = teaching.with_course_map_times(readme, {"09": tools.learning_time(LESSON)})
     assert new.splitlines()[2] == ("| 09 | [A lesson](notebooks/09_a_lesson.ipynb) | ~20 min + 10 min exercises; "
-                                   "*deep dives (optional), ~15 min: the inner workings* | ~10 s |")
+                                   "*deep dives (optional), ~20 min: the inner workings* | ~10 s |")
     assert new.endswith("\n\nafter")
 
 
@@ -155,11 +156,13 @@ def test_structure_main_path_length_and_where_deep_dives_go():
     misplaced = nbformat.from_dict(LESSON)
     misplaced.cells.insert(2, nbformat.v4.new_markdown_cell("## Deep dive: too early"))
     misplaced.cells.insert(3, nbformat.v4.new_markdown_cell("## Deep Dive - badly named"))
+    misplaced.cells.insert(4, nbformat.v4.new_code_cell(BRIEF_EXAMPLE, metadata={"tags": ["exercise"]}))
     [too_long] = teaching.structure_problems(long)
     assert "has 33 cells, more than 25" in too_long
-    early, named = teaching.structure_problems(misplaced)
+    early, named, exercise = teaching.structure_problems(misplaced)
     assert "'## Deep dive: too early' must come after '## Exercises'" in early
     assert "write the heading as '## Deep dive: <topic>'" in named
+    assert exercise.startswith("cell 4: an exercise belongs under '## Exercises'")
 
 
 def test_student_notebook_replaces_solutions_and_clears_their_outputs():
@@ -175,7 +178,7 @@ def test_student_notebook_replaces_solutions_and_clears_their_outputs():
 def test_run_problems_accepts_only_the_not_solved_failure():
     nb = teaching.student_notebook(nbformat.from_dict(LESSON))
     error = lambda name, value: nbformat.v4.new_output("error", ename=name, evalue=value, traceback=[])  # noqa: E731
-    for i in (14, 15):
+    for i in (14, 15, 19):  # the two exercises, and the one in the deep dive
         nb.cells[i].outputs = [error("AssertionError", "not solved yet: replace the ... with your answer")]
     assert teaching.run_problems(nb) == []
     nb.cells[15].outputs = [error("NameError", "name 'cc' is not defined")]
