@@ -303,16 +303,26 @@ def course_map_text(t: LearningTime) -> str:
 
 
 def with_course_map_times(readme: str, times: dict[str, LearningTime]) -> str:
-    """README text whose course-map column "learning time" holds ``times`` (notebook number -> time)."""
+    """README text whose course-map column "learning time" holds ``times`` (notebook number -> time); the column
+    is added after "what you learn" where the table lacks it."""
     lines = readme.split("\n")
-    header = next((i for i, line in enumerate(lines) if line.startswith("| # |") and "learning time" in line), None)
+    header = next((i for i, line in enumerate(lines) if line.startswith("| # |")), None)
     if header is None:
         return readme
-    col = [c.strip() for c in lines[header].split("|")].index("learning time")
-    for i in range(header + 2, len(lines)):
+    end = next((i for i in range(header, len(lines)) if not lines[i].startswith("|")), len(lines))
+    names = [c.strip() for c in lines[header].split("|")]
+    if "learning time" not in names:
+        if "what you learn" not in names:
+            return readme
+        at = names.index("what you learn") + 1
+        for i in range(header, end):
+            cells = lines[i].split("|")
+            cells.insert(at, " learning time " if i == header else "---" if i == header + 1 else " ")
+            lines[i] = "|".join(cells)
+        names = [c.strip() for c in lines[header].split("|")]
+    col = names.index("learning time")
+    for i in range(header + 2, end):
         m = re.match(r"^\| (\d\d) \|", lines[i])
-        if not lines[i].startswith("|"):
-            break
         if m and m.group(1) in times:
             cells = lines[i].split("|")
             cells[col] = f" {course_map_text(times[m.group(1)])} "

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Build an offline wheelhouse for a classroom: every package the course needs to run its notebooks (all extras,
-# JupyterLab and ipykernel), the course's own wheel (nano inside), the CPU-only torch, and the student copies of
+# Build an offline wheelhouse for a classroom: every package the course needs to run its notebooks (every extra
+# but dev, JupyterLab and ipykernel), the course's own wheel (nano inside), the CPU-only torch, and the student copies of
 # the notebooks. Copy the folder to a USB stick or a LAN share; laptops install from it with no internet
 # (docs/TEACHING.md, "Room install"):
 #
@@ -15,7 +15,14 @@ cd "$(dirname "$0")/.."
 
 DIR=${1:-build/wheelhouse}
 PY=${PYTHON:-$( [ -x .venv/bin/python ] && echo .venv/bin/python || echo python3 )}
-EXTRAS="quant,eval,serve"
+# every extra of pyproject.toml but the developers' one (dev)
+EXTRAS=$("$PY" - <<'PYEOF'
+import re
+text = open("pyproject.toml", encoding="utf-8").read()
+section = re.search(r"^\[project\.optional-dependencies\]\n(.*?)^\[", text, re.M | re.S).group(1)
+print(",".join(name for name in re.findall(r"^([A-Za-z0-9_-]+)\s*=", section, re.M) if name != "dev"))
+PYEOF
+)
 mkdir -p "$DIR"
 rm -f "$DIR"/codellama_course-*.whl
 

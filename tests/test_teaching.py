@@ -147,6 +147,12 @@ def test_course_map_column_gets_each_notebooks_time():
     assert new.splitlines()[2] == ("| 09 | [A lesson](notebooks/09_a_lesson.ipynb) | ~20 min + 10 min exercises; "
                                    "*deep dives (optional), ~20 min: the inner workings* | ~10 s |")
     assert new.endswith("\n\nafter")
+    without = ("| # | notebook | what you learn | CPU/nano |\n|---|---|---|---|\n"
+               "| 09 | [A lesson](notebooks/09_a_lesson.ipynb) | lessons | ~10 s |\n")
+    added = teaching.with_course_map_times(without, {"09": tools.learning_time(LESSON)}).splitlines()  # a new column
+    assert added[0] == "| # | notebook | what you learn | learning time | CPU/nano |"
+    assert added[1] == "|---|---|---|---|---|"
+    assert added[2].startswith("| 09 | [A lesson](notebooks/09_a_lesson.ipynb) | lessons | ~20 min + 10 min exercises;")
 
 
 def test_structure_main_path_length_and_where_deep_dives_go():

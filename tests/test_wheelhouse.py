@@ -15,9 +15,16 @@ import pytest
 from _background import ROOT, BackgroundRun
 
 tools = sys.modules["_notebook_tools"]  # loaded by conftest.py
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    tomllib = pytest.importorskip("tomli")
 NOWHERE = "http://127.0.0.1:9"  # the discard port: nothing answers
-# What a laptop in the room runs (docs/TEACHING.md): the documented install command, exactly.
-INSTALL = 'pip install --no-index --find-links "$D/wheelhouse" "codellama-course[quant,eval,serve]" jupyterlab'
+# What a laptop in the room runs (docs/TEACHING.md): the documented install command, exactly, with every extra
+# but dev (the wheelhouse holds them all).
+EXTRAS = ",".join(e for e in tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+                  if e != "dev")
+INSTALL = f'pip install --no-index --find-links "$D/wheelhouse" "codellama-course[{EXTRAS}]" jupyterlab'
 
 
 def _script(folder) -> list[str]:
