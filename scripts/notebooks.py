@@ -6,6 +6,8 @@
     python scripts/notebooks.py course [--out build]    # run every notebook into build/notebooks + build/html
     python scripts/notebooks.py new 02_code_completion "Code completion"   # a skeleton with every section
     python scripts/notebooks.py check                   # exit 1 if a notebook needs `sync`
+    python scripts/notebooks.py student [--out build/student]  # student copies: exercises without solutions
+    python scripts/notebooks.py slides  [--out build/slides]   # reveal.js decks of each main path
     python scripts/notebooks.py set-repo owner/name     # the course's GitHub repository, everywhere it is named
 
 Without NOTEBOOK arguments a command acts on every ``notebooks/NN_*.ipynb``.
@@ -18,6 +20,8 @@ Single sources of truth kept here (the hygiene tests import them):
   (one torch thread, no progress bars or library log noise), so that stored outputs are stable.
 - ``OFFLINE_ENV``: added where the course decides a run needs no Hub (a nano-only run: no
   ``CODELLAMA_COURSE_MODEL``, or ``nano``; and the tests), never over a value the user set.
+- The learning time in each title cell's ``**Time:**`` line and in the README course map, computed by
+  ``scripts/teaching.py`` (which also holds the exercise convention, the structure and the slides).
 """
 
 from __future__ import annotations
@@ -32,6 +36,20 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def _load_teaching():
+    """scripts/teaching.py, loaded by path (this file is itself loaded by path by the tests)."""
+    import importlib.util
+
+    if "_teaching_tools" not in sys.modules:
+        spec = importlib.util.spec_from_file_location("_teaching_tools", Path(__file__).with_name("teaching.py"))
+        sys.modules["_teaching_tools"] = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(sys.modules["_teaching_tools"])
+    return sys.modules["_teaching_tools"]
+
+
+teaching = _load_teaching()
 NOTEBOOK_DIR = ROOT / "notebooks"
 NOTEBOOK_NAME = re.compile(r"^(\d\d)_[a-z0-9]+(?:_[a-z0-9]+)*\.ipynb$")
 
@@ -247,6 +265,7 @@ def clean(nb, name: str):
             lines = title.source.split("\n")
             lines.insert(1, "\n" + badge)
             title.source = "\n".join(lines)
+        title.source = teaching.with_learning_time(title.source, learning_time(nb))
 
     for i, cell in enumerate(nb.cells):
         cell.id = f"c{i:03d}"
@@ -288,15 +307,16 @@ def quiet_env(base: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
-def execute_notebook(nb, cwd: Path, timeout: int = 1200):
-    """Run a notebook top to bottom in a fresh kernel with :func:`quiet_env`. Raises on the first error."""
+def execute_notebook(nb, cwd: Path, timeout: int = 1200, allow_errors: bool = False):
+    """Run a notebook top to bottom in a fresh kernel with :func:`quiet_env`. Raises on the first error
+    (``allow_errors``: runs every cell and keeps the errors in the outputs)."""
     from nbclient import NotebookClient
 
     old = dict(os.environ)
     os.environ.update(quiet_env())  # the kernel inherits the environment of this process
     try:
         client = NotebookClient(nb, timeout=timeout, kernel_name="python3", record_timing=False,
-                                resources={"metadata": {"path": str(cwd)}})
+                                allow_errors=allow_errors, resources={"metadata": {"path": str(cwd)}})
         client.execute()
     finally:
         os.environ.clear()
@@ -327,11 +347,31 @@ def _sync_readme() -> None:
     if not readme.exists():
         return
     text = readme.read_text(encoding="utf-8")
+    text = teaching.with_course_map_times(text, learning_times())
     new = re.sub(r"https://colab\.research\.google\.com/github/[^/\s\"')]+/[^/\s\"')]+/blob/[^/\s\"')]+/notebooks/",
                  f"https://colab.research.google.com/github/{GITHUB_REPO}/blob/{GITHUB_BRANCH}/notebooks/", text)
-    if new != text:
+    if new != readme.read_text(encoding="utf-8"):
         readme.write_text(new, encoding="utf-8")
-        print("synced   README.md (Colab links)")
+        print("synced   README.md (Colab links, learning times)")
+
+
+def learning_times() -> dict:
+    """Notebook number -> its learning time (scripts/teaching.py), for the README course map."""
+    return {path.name[:2]: learning_time(read(path)) for path in notebook_paths()}
+
+
+def learning_time(nb):
+    """The notebook's learning time (scripts/teaching.py), counted without the title's own learning-time words
+    (so that writing it changes nothing)."""
+    title = next((c for c in nb.cells if c.cell_type == "markdown"), None)
+    if title is None:
+        return teaching.learning_minutes(nb, is_setup_cell)
+    saved = title.source
+    title.source = teaching.with_learning_time(saved, None)
+    try:
+        return teaching.learning_minutes(nb, is_setup_cell)
+    finally:
+        title.source = saved
 
 
 # Files besides the notebooks that name the repository (links, badges, project URLs).
@@ -413,6 +453,7 @@ def cmd_course(paths: list[Path], out: Path) -> int:
         write(nb, nb_out / path.name)
         body, _ = exporter.from_notebook_node(nb)
         (html_out / path.with_suffix(".html").name).write_text(body, encoding="utf-8")
+        write_slides(nb, path.name, out / "slides")
         rows.append((path.name, status, time.time() - t0))
         print(f"{status:8} {path.name} in {time.time() - t0:.0f} s")
     index = ["<!doctype html><meta charset='utf-8'><title>Code Llama course</title><h1>Code Llama course</h1><ul>"]
@@ -420,8 +461,57 @@ def cmd_course(paths: list[Path], out: Path) -> int:
     (html_out / "index.html").write_text("\n".join(index + ["</ul>"]), encoding="utf-8")
     print("\n" + course_summary(rows, time.time() - t_all)
           + f"\nExecuted notebooks: {nb_out.relative_to(ROOT) if nb_out.is_relative_to(ROOT) else nb_out}"
-          f"\nHTML:               {(html_out / 'index.html')}")
+          f"\nHTML:               {(html_out / 'index.html')}"
+          f"\nSlides:             {_shown(out / 'slides')}/NN_x.slides.html (the main paths)")
     return 1 if failed else 0
+
+
+def cmd_student(paths: list[Path], out: Path, check: bool = False, report: Path | None = None) -> int:
+    """Write each notebook's student copy (exercises without solutions, their outputs cleared) to ``out``.
+    ``check``: also run each copy (offline, as ``execute``): every exercise must fail with "not solved yet"
+    and nothing else, every other cell must run; ``report``: the problems per notebook as JSON."""
+    out.mkdir(parents=True, exist_ok=True)
+    problems = {}
+    for path in paths:
+        teacher = clean(read(path), path.name)
+        nb = teaching.student_notebook(teacher)
+        write(nb, out / path.name)
+        problems[path.name] = [f"solution line in the student copy: {line}"
+                               for line in teaching.solution_leaks(teacher, nb)]
+        if check:
+            t0 = time.time()
+            execute_notebook(nb, path.parent, allow_errors=True)
+            problems[path.name] += teaching.run_problems(nb)
+            print(f"{'ok' if not problems[path.name] else 'FAILED':8} {_shown(out / path.name)} "
+                  f"(ran in {time.time() - t0:.0f} s)")
+        else:
+            print(f"student  {_shown(out / path.name)}")
+        for problem in problems[path.name]:
+            print(f"         {problem}")
+    if report is not None:
+        report.write_text(json.dumps(problems, indent=1), encoding="utf-8")
+    return 1 if any(problems.values()) else 0
+
+
+def write_slides(nb, name: str, out: Path) -> Path:
+    """The main path of ``nb`` (title to Summary, with the outputs it has) as ``out/NN_x.slides.html``."""
+    from nbconvert import SlidesExporter
+
+    out.mkdir(parents=True, exist_ok=True)
+    body, _ = SlidesExporter(reveal_scroll=True).from_notebook_node(teaching.slides(nb, is_setup_cell))
+    target = out / (Path(name).stem + ".slides.html")
+    target.write_text(body, encoding="utf-8")
+    return target
+
+
+def cmd_slides(paths: list[Path], out: Path) -> int:
+    for path in paths:
+        print(f"slides   {_shown(write_slides(clean(read(path), path.name), path.name, out))}")
+    return 0
+
+
+def _shown(path: Path) -> str:
+    return str(path.relative_to(ROOT) if path.is_relative_to(ROOT) else path)
 
 
 def course_summary(rows: list[tuple[str, str, float]], total_seconds: float) -> str:
@@ -445,7 +535,7 @@ SKELETON = [
     ("code", "import codellama_course as cc\n"),
     ("markdown", "## Summary\n- ...\n"),
     ("markdown", "## Exercises\nEach exercise ends with an `assert` that checks your answer.\n"),
-    ("code", "# Exercise 1\n"),
+    ("code", "# your answer\nanswer = ...\n# check\nassert answer == ...\n"),  # tagged `exercise`
     ("markdown", "## What changed since the blog\n- ...\n"),
     ("markdown", "## Further reading\n- ...\n"),
 ]
@@ -468,6 +558,8 @@ def cmd_new(stem: str, title: str) -> int:
             nb.cells.append(nbf.v4.new_markdown_cell(src.format(num=m.group(1), title=title)))
         else:
             nb.cells.append(nbf.v4.new_code_cell(setup_cell(name) if src is None else src))
+            if src and src.startswith(teaching.ANSWER_MARK):
+                nb.cells[-1].metadata["tags"] = [teaching.EXERCISE_TAG]
     NOTEBOOK_DIR.mkdir(exist_ok=True)
     write(clean(nb, name), path)
     print(f"created {path.relative_to(ROOT)}")
@@ -483,6 +575,12 @@ def main(argv: list[str] | None = None) -> int:
     s = sub.add_parser("course")
     s.add_argument("notebooks", nargs="*")
     s.add_argument("--out", default=str(ROOT / "build"))
+    for name, default in (("slides", "build/slides"), ("student", "build/student")):
+        s = sub.add_parser(name)
+        s.add_argument("notebooks", nargs="*")
+        s.add_argument("--out", default=str(ROOT / default))
+    s.add_argument("--check", action="store_true", help="run each student copy and check how its cells end")
+    s.add_argument("--report", help="with --check: write the problems per notebook to this JSON file")
     s = sub.add_parser("set-repo", help="point badges, setup cells, README and pyproject at owner/name")
     s.add_argument("repo")
     s = sub.add_parser("new")
@@ -503,6 +601,10 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_check(paths)
     if a.cmd == "execute":
         return cmd_execute(paths)
+    if a.cmd == "student":
+        return cmd_student(paths, Path(a.out).resolve(), a.check, Path(a.report) if a.report else None)
+    if a.cmd == "slides":
+        return cmd_slides(paths, Path(a.out).resolve())
     return cmd_course(paths, Path(a.out).resolve())
 
 

@@ -2,6 +2,7 @@
 """Decisions behind scripts/setup.sh, kept here so they can be tested (standard library only).
 
     python3 scripts/setup_checks.py torch-args   # pip arguments for torch (one per line); the reason on stderr
+    python3 scripts/setup_checks.py torch-args --cpu   # the same for another machine without a GPU (wheelhouse)
     python3 scripts/setup_checks.py optional     # one line per missing optional system package, and what it adds
 
 Which torch: ``$TORCH_SPEC`` when set (as given). Else ``torch==2.13.0``, and on a machine without an NVIDIA
@@ -104,8 +105,9 @@ def missing_optional(which: Callable[[str], str | None] = shutil.which) -> list[
 
 
 def main(argv: list[str]) -> int:
-    if argv == ["torch-args"]:
-        plan = plan_torch(os.environ.get("TORCH_SPEC", "").strip() or None, platform.system(), has_nvidia_gpu(),
+    if argv in (["torch-args"], ["torch-args", "--cpu"]):
+        gpu = "--cpu" not in argv and has_nvidia_gpu()
+        plan = plan_torch(os.environ.get("TORCH_SPEC", "").strip() or None, platform.system(), gpu,
                           lambda: reachable(CPU_INDEX + "/"))
         print(f"==> torch: {plan.reason}", file=sys.stderr)
         print("\n".join(plan.pip_args))

@@ -212,3 +212,44 @@ def test_readme_badges_use_the_repo_constant():
         assert tools.colab_url(path.name) in text, (
             f"README course map lacks {path.name}: link it in its row, with the badge "
             f"(copy the 00 row and change the file name; `python scripts/notebooks.py sync` keeps the URLs right)")
+
+
+# ---- teaching: exercises, structure, learning time (scripts/teaching.py, docs/DEVELOPING.md) ----------------
+
+def _nb(path: Path):
+    import nbformat
+
+    return nbformat.read(str(path), as_version=4)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_exercises_follow_the_convention(path):
+    """Every code cell under '## Exercises' with an assert is an exercise; every exercise (there, or at the end of
+    a deep dive) is tagged, written '# your answer' ... '# check', and its check does not show the answer."""
+    teaching = tools.teaching
+    nb = _nb(path)
+    under = [c for heading, cells in teaching.segments(nb) if heading == "Exercises" for c in cells
+             if c.cell_type == "code" and "assert" in c.source]
+    assert under, "no exercise under '## Exercises'"
+    for cell in under + [c for c in nb.cells if teaching.is_exercise(c)]:
+        first = cell.source.splitlines()[0][:60]
+        assert teaching.is_exercise(cell), f"exercise cell '{first}...' lacks the tag '{teaching.EXERCISE_TAG}'"
+        try:
+            exercise = teaching.parse_exercise(cell.source)
+        except teaching.ExerciseError as exc:
+            pytest.fail(f"exercise cell '{first}...': {exc}")
+        assert teaching.check_leaks(exercise) == [], f"exercise cell '{first}...'"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_one_main_path_and_deep_dives_after_the_exercises(path):
+    """Main path (the cells before '## Summary') <= 25 cells; '## Deep dive: ...' only between the exercises
+    and '## What changed since the blog'; exercises only under '## Exercises' or in a deep dive."""
+    assert tools.teaching.structure_problems(_nb(path)) == []
+
+
+def test_readme_course_map_gives_each_notebooks_learning_time():
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert re.search(r"^\| # \|.*\| learning time \|", text, re.M), "the course map needs a 'learning time' column"
+    assert tools.teaching.with_course_map_times(text, tools.learning_times()) == text, \
+        "stale learning times in the README course map: run `python scripts/notebooks.py sync`"
