@@ -75,17 +75,18 @@ class _Examples:
 
 
 def _collate(pad_id: int):
+    """A batch of padded CPU tensors: the Trainer (and heldout_loss) move each batch to the model's device."""
     import torch
 
     def collate(batch: list[dict[str, list[int]]]) -> dict[str, Any]:
         width = max(len(b["input_ids"]) for b in batch)
-        ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
-        labels = torch.full((len(batch), width), IGNORE_INDEX, dtype=torch.long)
-        mask = torch.zeros((len(batch), width), dtype=torch.long)
+        ids = torch.full((len(batch), width), pad_id, dtype=torch.long)  # CPU on purpose: the caller moves it
+        labels = torch.full((len(batch), width), IGNORE_INDEX, dtype=torch.long)  # CPU on purpose: the caller moves it
+        mask = torch.zeros((len(batch), width), dtype=torch.long)  # CPU on purpose: the caller moves it
         for row, b in enumerate(batch):
             n = len(b["input_ids"])
-            ids[row, :n] = torch.tensor(b["input_ids"])
-            labels[row, :n] = torch.tensor(b["labels"])
+            ids[row, :n] = torch.tensor(b["input_ids"])  # CPU on purpose: the caller moves it
+            labels[row, :n] = torch.tensor(b["labels"])  # CPU on purpose: the caller moves it
             mask[row, :n] = 1
         return {"input_ids": ids, "labels": labels, "attention_mask": mask}
 

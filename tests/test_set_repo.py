@@ -11,7 +11,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PLACEHOLDER = "your-org/codellama-course"
-COPIED = ("scripts/notebooks.py", "notebooks", "README.md", "pyproject.toml", "docs")
+COPIED = ("scripts/notebooks.py", "scripts/teaching.py", "notebooks", "README.md", "pyproject.toml", "docs")
 
 
 @pytest.fixture()

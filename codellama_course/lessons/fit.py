@@ -198,7 +198,7 @@ def bytes_read_per_token(model: Any, precision: str, context_tokens: int = 0) ->
     """Bytes a batch-1 decode step reads from memory: every weight once (the embedding table only one row,
     unless it is tied to ``lm_head``), the 4/8-bit scales, and the KV cache of ``context_tokens`` tokens.
 
-    Taught in: notebook 05 exercises."""
+    Taught in: notebook 05 deep dive "how fast can decoding be? The roofline"."""
     v = as_variant(model)
     est = estimate_memory(v, precision, context_tokens)
     read = est.weights_bytes + est.kv_cache_bytes
@@ -212,7 +212,7 @@ def roofline_tokens_per_s(model: Any, precision: str, gpu: GPU | str | float, co
     """Upper bound of batch-1 decode speed: memory bandwidth ÷ bytes read per token (``gpu``: a GPU, a name,
     or a bandwidth in GB/s). Real kernels reach 60-90 % of it in fp16; bitsandbytes' 4-bit kernels less.
 
-    Taught in: notebook 05 exercises."""
+    Taught in: notebook 05 deep dive "how fast can decoding be? The roofline"."""
     bw = gpu if isinstance(gpu, (int, float)) else (get_gpu(gpu) if isinstance(gpu, str) else gpu).bandwidth_gbs
     return bw * 1e9 / bytes_read_per_token(model, precision, context_tokens)
 
