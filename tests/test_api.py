@@ -64,3 +64,14 @@ def test_the_top_level_never_warns_for_a_current_name():
 def test_an_unknown_name_is_an_attribute_error():
     with pytest.raises(AttributeError, match="no attribute 'lod'"):
         cc.lod  # noqa: B018
+
+
+def test_no_notebook_uses_a_deprecated_name():
+    """A moved name still works, but its FutureWarning would land in the stored stderr (and on learners)."""
+    import json
+
+    for path in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")):
+        for cell in json.loads(path.read_text(encoding="utf-8"))["cells"]:
+            for out in cell.get("outputs", []):
+                text = "".join(out.get("text", ""))
+                assert "FutureWarning" not in text and "DeprecationWarning" not in text, f"{path.name}: {text[:300]}"
