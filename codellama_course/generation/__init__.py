@@ -76,6 +76,22 @@ def _shape(results: list[list[Any]], single: bool, num_samples: int) -> Any:
 # ================================================================================================
 # complete
 # ================================================================================================
+def _generate(model: Any, tokenizer: Any, ids: list[list[int]], make: Any, *, codec: Any, single: bool, stream: bool,
+              num_samples: int, max_new_tokens: int, temperature: float, top_p: float, stops: Any, ends: Any,
+              seed: int | None, extra: dict[str, Any]) -> Any:
+    """What complete() and infill() share: stream one prompt, or generate every prompt's samples in one batch;
+    ``make(prompt_index, raw)`` turns each raw result into the caller's result type."""
+    if stream:
+        if not single or num_samples != 1:
+            raise ValueError("stream=True works with one prompt and num_samples=1")
+        return start_stream(model, tokenizer, ids[0], codec=codec, max_new_tokens=max_new_tokens,
+                            temperature=temperature, top_p=top_p, stops=stops, end_ids=ends, seed=seed,
+                            extra=extra, make_result=lambda raw: make(0, raw))
+    raw = run(model, tokenizer, ids, codec=codec, max_new_tokens=max_new_tokens, temperature=temperature,
+              top_p=top_p, num_samples=num_samples, stops=stops, end_ids=ends, seed=seed, extra=extra)
+    return _shape([[make(p, r) for r in rows] for p, rows in enumerate(raw)], single, num_samples)
+
+
 def complete(model: Any, tokenizer: Any, prompt: str | Sequence[str], *, max_new_tokens: int = 128,
              temperature: float = 0.0, top_p: float = 0.95, num_samples: int = 1,
              stop: None | str | Sequence[str] = None, seed: int | None = None, stream: bool = False,
@@ -118,15 +134,9 @@ def complete(model: Any, tokenizer: Any, prompt: str | Sequence[str], *, max_new
     def make(p: int, raw: Raw) -> Completion:
         return Completion(prompts_list[p], raw.text, raw.token_ids, raw.finish_reason, raw.stop_sequence, ids[p])
 
-    if stream:
-        if not single or num_samples != 1:
-            raise ValueError("stream=True works with one prompt and num_samples=1")
-        return start_stream(model, tokenizer, ids[0], codec=codec, max_new_tokens=max_new_tokens,
-                       temperature=temperature, top_p=top_p, stops=stops, end_ids=ends, seed=seed,
-                       extra=generate_kwargs, make_result=lambda raw: make(0, raw))
-    raw = run(model, tokenizer, ids, codec=codec, max_new_tokens=max_new_tokens, temperature=temperature,
-               top_p=top_p, num_samples=num_samples, stops=stops, end_ids=ends, seed=seed, extra=generate_kwargs)
-    return _shape([[make(p, r) for r in rows] for p, rows in enumerate(raw)], single, num_samples)
+    return _generate(model, tokenizer, ids, make, codec=codec, single=single, stream=stream, num_samples=num_samples,
+                     max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, stops=stops, ends=ends,
+                     seed=seed, extra=generate_kwargs)
 
 
 # ================================================================================================
@@ -185,15 +195,9 @@ def infill(model: Any, tokenizer: Any, prefix: str | Sequence[str], suffix: str 
         middle = decode_infill(tokenizer, body) if raw.finish_reason != STOP else raw.text
         return Infill(prefixes[p], suffixes[p], middle, raw.token_ids, raw.finish_reason, raw.stop_sequence, ids[p])
 
-    if stream:
-        if not single or num_samples != 1:
-            raise ValueError("stream=True works with one prompt and num_samples=1")
-        return start_stream(model, tokenizer, ids[0], codec=codec, max_new_tokens=max_new_tokens,
-                       temperature=temperature, top_p=top_p, stops=stops, end_ids=ends, seed=seed,
-                       extra=generate_kwargs, make_result=lambda raw: make(0, raw))
-    raw = run(model, tokenizer, ids, codec=codec, max_new_tokens=max_new_tokens, temperature=temperature,
-               top_p=top_p, num_samples=num_samples, stops=stops, end_ids=ends, seed=seed, extra=generate_kwargs)
-    return _shape([[make(p, r) for r in rows] for p, rows in enumerate(raw)], single, num_samples)
+    return _generate(model, tokenizer, ids, make, codec=codec, single=single, stream=stream, num_samples=num_samples,
+                     max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, stops=stops, ends=ends,
+                     seed=seed, extra=generate_kwargs)
 
 
 # ================================================================================================
