@@ -121,7 +121,7 @@ Meets both goals: **{'yes' if quality['meets_goals'] else 'no'}**."""
 
 A {n_params / 1e6:.1f} M-parameter model trained **the Code Llama way** on permissively licensed Python,
 shipped inside `codellama_course` so that every notebook of the course runs offline, on a CPU, in CI.
-Load it with `codellama_course.load("nano")` (or `AutoModelForCausalLM.from_pretrained(codellama_course.NANO_DIR)`).
+Load it with `codellama_course.load("nano")` (or `AutoModelForCausalLM.from_pretrained(codellama_course.nano_dir())`).
 
 ## Intended use
 Teaching and tests: it shows completion, fill-in-the-middle, tokenization, 4-bit quantization, serving
